@@ -1,0 +1,93 @@
+"""The application factory. Reads like a table of contents: see `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from webapp.config import PROJECT_ROOT, Config
+
+
+def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
+    """Build the app from `config` (a Config, a mapping of overrides, or the environment)."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_path=str(PROJECT_ROOT / "instance"),
+    )
+    load_config(app, config)
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_request_hooks(app)
+    register_template_helpers(app)
+    register_commands(app)
+    return app
+
+
+def load_config(app: Flask, config: Config | Mapping[str, Any] | None) -> None:
+    if config is None:
+        config = Config()
+    elif not isinstance(config, Config):
+        overrides, config = dict(config), Config()
+        for key, value in overrides.items():
+            setattr(config, key, value)
+    config.validate()
+    app.config.from_mapping(config.as_dict())
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        PROJECT_ROOT.joinpath("instance").mkdir(exist_ok=True)
+
+
+def configure_logging(app: Flask) -> None:
+    from webapp import logs
+
+    logs.init_app(app)
+
+
+def register_extensions(app: Flask) -> None:
+    from webapp import catalog, database
+    from webapp.extensions import csrf, limiter, login_manager, migrate
+
+    catalog.init_app(app)
+    database.init_app(app)
+    migrate.init_app(app, database.db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from webapp.account.views import bp as account_bp
+    from webapp.auth.views import bp as auth_bp
+    from webapp.pricing.views import bp as pricing_bp
+
+    for blueprint in (pricing_bp, auth_bp, account_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from webapp import errors
+
+    errors.init_app(app)
+
+
+def register_request_hooks(app: Flask) -> None:
+    from webapp import security
+
+    security.init_app(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from webapp import templating
+
+    templating.init_app(app)
+
+
+def register_commands(app: Flask) -> None:
+    from webapp import commands
+
+    commands.init_app(app)

@@ -1,0 +1,154 @@
+"""Sign-up, log-in and log-out."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from functools import cache
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+from werkzeug.wrappers import Response
+
+from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
+from webapp.catalog import CYCLES, UnknownPlan, get_catalog
+from webapp.extensions import db, limiter, login_manager
+from webapp.models import User
+from webapp.models.user import normalise_email
+from webapp.security import is_safe_next
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+
+LOGIN_FAILED = "Incorrect email or password."
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+
+
+login_manager.login_view = "auth.login"
+login_manager.login_message = "Please log in to continue."
+login_manager.login_message_category = "info"
+
+
+def chosen_plan(form: SignupForm | LoginForm) -> tuple[str, str] | None:
+    """The (plan, cycle) carried by the form, if it names a plan we sell."""
+    plan_id, cycle = form.plan.data, form.cycle.data or "monthly"
+    try:
+        get_catalog().price(plan_id, cycle if cycle in CYCLES else "monthly")
+    except UnknownPlan:
+        return None
+    return plan_id, cycle if cycle in CYCLES else "monthly"
+
+
+def plan_summary(choice: tuple[str, str] | None) -> str | None:
+    if choice is None:
+        return None
+    plan = get_catalog().plan(choice[0])
+    return f"{plan.default_copy['name']}, {choice[1]}"
+
+
+def continue_after_auth(choice: tuple[str, str] | None, next_url: str | None = None) -> Response:
+    """Where a freshly logged-in person goes: on with their plan, to `next`, or their account."""
+    if choice is not None:
+        return redirect(url_for("pricing.index", plan=choice[0], cycle=choice[1]), code=303)
+    if is_safe_next(next_url):
+        return redirect(next_url, code=303)
+    return redirect(url_for("account.index"), code=303)
+
+
+def _prefill_plan(form: SignupForm | LoginForm) -> None:
+    if request.method == "GET":
+        form.plan.data = request.args.get("plan", "")
+        form.cycle.data = request.args.get("cycle", "")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup() -> Response | str:
+    form = SignupForm()
+    _prefill_plan(form)
+    choice = chosen_plan(form)
+    if current_user.is_authenticated and request.method == "GET":
+        return continue_after_auth(choice)
+    if form.validate_on_submit():
+        user = create_account(form)
+        if user is not None:
+            login_user(user)
+            log.info("user %s signed up", user.id)
+            return continue_after_auth(choice)
+    status = 400 if form.errors else 200
+    return render_template("auth/signup.html", form=form, plan_summary=plan_summary(choice)), status
+
+
+def create_account(form: SignupForm) -> User | None:
+    """Insert the user, or put a form error on `form.email` if the address is taken."""
+    email = normalise_email(form.email.data)
+    taken = "An account with this email already exists. Log in instead."
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        form.email.errors.append(taken)
+        return None
+    user = User(email=email)
+    user.set_password(form.password.data)
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Two sign-ups raced for the same address; the unique index let only one through.
+        db.session.rollback()
+        form.email.errors.append(taken)
+        return None
+    return user
+
+
+def _login_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_limit, methods=["POST"])
+def login() -> Response | str:
+    form = LoginForm()
+    _prefill_plan(form)
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    choice = chosen_plan(form)
+    if current_user.is_authenticated and request.method == "GET":
+        return continue_after_auth(choice, form.next.data)
+    if form.validate_on_submit():
+        user = authenticate(form.email.data, form.password.data)
+        if user is not None:
+            login_user(user)
+            return continue_after_auth(choice, form.next.data)
+        # Same message whether the email is unknown or the password wrong: no enumeration.
+        form.form_errors.append(LOGIN_FAILED)
+    status = 400 if form.errors or form.form_errors else 200
+    return render_template("auth/login.html", form=form, plan_summary=plan_summary(choice)), status
+
+
+@cache
+def _dummy_hash() -> str:
+    """Checked against when the email is unknown, so both failures take the same time."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
+def authenticate(email: str, password: str) -> User | None:
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None:
+        check_password_hash(_dummy_hash(), password)
+        return None
+    return user if user.check_password(password) else None
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    form = EmptyForm()
+    if form.validate_on_submit():
+        logout_user()
+        flash("You have been logged out.", "info")
+    return redirect(url_for("pricing.index"), code=303)

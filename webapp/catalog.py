@@ -1,0 +1,172 @@
+"""The plan catalog: ids, prices, credits and Stripe lookup keys, loaded from `catalog.toml`.
+
+The numbers here are the truth for money: pages, the API and Stripe all come from them. The copy
+(names, taglines, features…) in the file is only the default; marketing publishes revisions of it
+(see `webapp.copy`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+
+CATALOG_PATH = Path(__file__).with_name("catalog.toml")
+CYCLES: tuple[str, ...] = ("monthly", "yearly")
+PLAN_IDS: tuple[str, ...] = ("starter", "professional", "business", "agency")
+COPY_FIELDS = ("name", "tagline", "description", "features", "badge", "highlighted", "cta_label")
+
+
+class CatalogError(ValueError):
+    """The catalog file is missing something or contradicts itself."""
+
+
+class UnknownPlan(LookupError):
+    """A plan id or billing cycle that the catalog does not sell."""
+
+
+@dataclass(frozen=True)
+class Price:
+    plan_id: str
+    cycle: str
+    amount_cents: int
+    currency: str
+
+    @property
+    def lookup_key(self) -> str:
+        return f"{self.plan_id}_{self.cycle}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    id: str
+    monthly_credits: int
+    prices: dict[str, Price]
+    default_copy: dict[str, Any] = field(compare=False)
+
+    def price(self, cycle: str) -> Price:
+        try:
+            return self.prices[cycle]
+        except KeyError:
+            raise UnknownPlan(f"unknown billing cycle {cycle!r}") from None
+
+    @property
+    def yearly_saving_cents(self) -> int:
+        return 12 * self.prices["monthly"].amount_cents - self.prices["yearly"].amount_cents
+
+
+@dataclass(frozen=True)
+class Catalog:
+    currency: str
+    plans: dict[str, Plan]  # in display order of the file
+    default_page_copy: dict[str, Any]
+
+    def plan(self, plan_id: str) -> Plan:
+        try:
+            return self.plans[plan_id]
+        except (KeyError, TypeError):
+            raise UnknownPlan(f"unknown plan {plan_id!r}") from None
+
+    def price(self, plan_id: str, cycle: str) -> Price:
+        return self.plan(plan_id).price(cycle)
+
+    def price_by_lookup_key(self, lookup_key: str) -> Price:
+        plan_id, _, cycle = lookup_key.rpartition("_")
+        return self.price(plan_id, cycle)
+
+    def prices(self) -> list[Price]:
+        return [price for plan in self.plans.values() for price in plan.prices.values()]
+
+    def default_copy(self) -> dict[str, Any]:
+        """The copy document a fresh install publishes as revision 1."""
+        return {
+            "page": dict(self.default_page_copy),
+            "plans": {plan.id: dict(plan.default_copy) for plan in self.plans.values()},
+        }
+
+
+def _require(mapping: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in mapping:
+        raise CatalogError(f"{where}: missing {key!r}")
+    value = mapping[key]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise CatalogError(f"{where}: {key!r} must be an integer, got {value!r}")
+    if not isinstance(value, kind):
+        raise CatalogError(f"{where}: {key!r} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _parse_plan(raw: dict[str, Any], currency: str, index: int) -> Plan:
+    where = f"plans[{index}]"
+    plan_id = _require(raw, "id", str, where)
+    where = f"plan {plan_id!r}"
+    credits = _require(raw, "monthly_credits", int, where)
+    if credits <= 0:
+        raise CatalogError(f"{where}: monthly_credits must be positive")
+    prices = {}
+    for cycle in CYCLES:
+        cents = _require(raw, f"{cycle}_cents", int, where)
+        if cents <= 0:
+            raise CatalogError(f"{where}: {cycle}_cents must be positive")
+        prices[cycle] = Price(plan_id, cycle, cents, currency)
+    copy = _require(raw, "copy", dict, where)
+    for key in (*COPY_FIELDS, "display_order"):
+        if key not in copy:
+            raise CatalogError(f"{where}: copy is missing {key!r}")
+    if not copy["name"]:
+        raise CatalogError(f"{where}: copy.name must not be empty")
+    return Plan(plan_id, credits, prices, copy)
+
+
+def parse_catalog(data: dict[str, Any]) -> Catalog:
+    """Validate a parsed catalog file; raise CatalogError naming the first problem."""
+    currency = _require(data, "currency", str, "catalog")
+    if currency != "usd":
+        raise CatalogError(f"catalog: currency must be 'usd', got {currency!r}")
+    raw_plans = _require(data, "plans", list, "catalog")
+    plans = [_parse_plan(raw, currency, i) for i, raw in enumerate(raw_plans)]
+    ids = [plan.id for plan in plans]
+    if sorted(ids) != sorted(PLAN_IDS) or len(set(ids)) != len(ids):
+        raise CatalogError(f"catalog: plans must be exactly {', '.join(PLAN_IDS)}; got {ids}")
+    for plan in plans:
+        if plan.yearly_saving_cents < 0:
+            raise CatalogError(f"plan {plan.id!r}: yearly price exceeds twelve monthly payments")
+    page = _require(data, "page", dict, "catalog")
+    for key in ("headline", "subheadline"):
+        _require(page, key, str, "page")
+    page.setdefault("faq", [])
+    return Catalog(currency, {plan.id: plan for plan in plans}, page)
+
+
+def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise CatalogError(f"catalog file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return parse_catalog(data)
+    except CatalogError as exc:
+        raise CatalogError(f"{path}: {exc}") from None
+
+
+def init_app(app: Flask) -> None:
+    """Load and validate the catalog once; a bad catalog stops start-up here."""
+    app.extensions["catalog"] = load_catalog(Path(app.config.get("CATALOG_PATH", CATALOG_PATH)))
+
+
+def get_catalog() -> Catalog:
+    return current_app.extensions["catalog"]
+
+
+def format_money(cents: int, currency: str = "usd") -> str:
+    """`1299` → `$12.99`; `1299000` → `$12,990.00`."""
+    symbol = {"usd": "$"}[currency]
+    sign = "-" if cents < 0 else ""
+    dollars, rest = divmod(abs(cents), 100)
+    return f"{sign}{symbol}{dollars:,}.{rest:02d}"

@@ -1,0 +1,38 @@
+"""Command-line tools: `flask --app wsgi <group> <command>`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import Role, User
+from webapp.models.user import normalise_email
+
+users_cli = AppGroup("users", help="Manage user accounts.")
+
+
+@users_cli.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 10 characters.")
+@click.option("--role", type=click.Choice([role.value for role in Role]), default=Role.USER.value)
+def create_user(email: str, password: str, role: str) -> None:
+    """Create a user (or fail if the email is taken)."""
+    email = normalise_email(email)
+    if "@" not in email:
+        raise click.BadParameter("not an email address", param_hint="--email")
+    if len(password) < 10:
+        raise click.BadParameter("use at least 10 characters", param_hint="--password")
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        raise click.ClickException(f"a user with email {email} already exists")
+    user = User(email=email, role=role)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    click.echo(f"created user {user.id} <{email}> with role {role}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(users_cli)

@@ -1,0 +1,142 @@
+"""Configuration read from the environment, in one place.
+
+Every variable is listed in `.env.example` and the README. Secrets have no usable default outside
+development: `Config.validate()` refuses to start a production app that would run insecurely.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+INSTANCE_DIR = PROJECT_ROOT / "instance"
+
+# Development-only fallbacks. A production config that still uses one of them refuses to start.
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+DEV_JWT_SECRET = "dev-only-jwt-secret-change-me"
+SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_development_only"
+
+
+class ConfigError(RuntimeError):
+    """The environment describes a configuration the app must not run with."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _normalise_database_url(url: str) -> str:
+    # Heroku-style URLs name the driver "postgres"; SQLAlchemy wants an explicit driver.
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+class Config:
+    """Flask settings built from an environment mapping (`os.environ` by default)."""
+
+    TESTING = False
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.APP_ENV = env.get("APP_ENV", "development")
+        self.SECRET_KEY = env.get("SECRET_KEY") or DEV_SECRET_KEY
+        self.SQLALCHEMY_DATABASE_URI = _normalise_database_url(
+            env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'app.db'}"
+        )
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+
+        # Sessions and cookies.
+        self.SESSION_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.SESSION_COOKIE_SECURE = _bool(env.get("SESSION_COOKIE_SECURE"))
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_SAMESITE = "Lax"
+        self.REMEMBER_COOKIE_SECURE = self.SESSION_COOKIE_SECURE
+        self.WTF_CSRF_TIME_LIMIT = None  # tied to the session instead of a wall clock
+        self.MAX_CONTENT_LENGTH = 1024 * 1024
+        self.PREFERRED_URL_SCHEME = env.get("PREFERRED_URL_SCHEME", "http")
+
+        # Stripe. No secret key means sandbox mode (see DESIGN.md, "Two Stripe modes").
+        self.STRIPE_SECRET_KEY = env.get("STRIPE_SECRET_KEY", "")
+        self.STRIPE_API_BASE = env.get("STRIPE_API_BASE", "")
+        self.STRIPE_WEBHOOK_SECRET = env.get("STRIPE_WEBHOOK_SECRET") or (
+            "" if self.STRIPE_SECRET_KEY else SANDBOX_WEBHOOK_SECRET
+        )
+        self.STRIPE_TIMEOUT_SECONDS = float(env.get("STRIPE_TIMEOUT_SECONDS", "20"))
+        self.STRIPE_MAX_NETWORK_RETRIES = int(env.get("STRIPE_MAX_NETWORK_RETRIES", "2"))
+        # Sandbox only: extra webhook endpoints (comma-separated URLs) besides this site's own.
+        self.SANDBOX_WEBHOOK_URLS = _list(env.get("SANDBOX_WEBHOOK_URLS"))
+        # "thread": deliver webhooks in the background, as Stripe does; "sync": before the
+        # triggering request returns (deterministic, for tests).
+        self.SANDBOX_WEBHOOK_DELIVERY = env.get("SANDBOX_WEBHOOK_DELIVERY", "thread")
+
+        # Billing rules.
+        self.PAST_DUE_GRACE_DAYS = int(env.get("PAST_DUE_GRACE_DAYS", "7"))
+
+        # The JSON API.
+        self.JWT_SECRET = env.get("JWT_SECRET") or DEV_JWT_SECRET
+        self.JWT_LIFETIME_SECONDS = int(env.get("JWT_LIFETIME_SECONDS", "3600"))
+        self.ALLOWED_REDIRECT_HOSTS = _list(env.get("ALLOWED_REDIRECT_HOSTS"))
+
+        # Rate limits and caches: in process by default, Redis when REDIS_URL is set.
+        self.REDIS_URL = env.get("REDIS_URL", "")
+        self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
+        self.RATELIMIT_HEADERS_ENABLED = True
+        self.LOGIN_RATE_LIMIT = env.get("LOGIN_RATE_LIMIT", "10 per minute")
+        self.API_RATE_LIMIT = env.get("API_RATE_LIMIT", "120 per minute")
+
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
+        self.LOG_FORMAT = env.get("LOG_FORMAT", "text")  # "json" in production
+
+    @property
+    def sandbox_mode(self) -> bool:
+        return not self.STRIPE_SECRET_KEY
+
+    def validate(self) -> None:
+        """Refuse configurations that would be unsafe in production."""
+        if self.APP_ENV != "production":
+            return
+        problems = []
+        if self.SECRET_KEY == DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        if self.JWT_SECRET == DEV_JWT_SECRET or len(self.JWT_SECRET) < 32:
+            problems.append("JWT_SECRET must be set to a random value of at least 32 characters")
+        if self.sandbox_mode:
+            problems.append(
+                "STRIPE_SECRET_KEY must be set: the Stripe sandbox is not for production"
+            )
+        if not self.STRIPE_WEBHOOK_SECRET or self.STRIPE_WEBHOOK_SECRET == SANDBOX_WEBHOOK_SECRET:
+            problems.append("STRIPE_WEBHOOK_SECRET must be set")
+        if problems:
+            raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in dir(self) if key.isupper()}
+
+
+class TestConfig(Config):
+    """Settings for the test suite: its own database, synchronous webhooks, no rate limits."""
+
+    TESTING = True
+
+    def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
+        super().__init__(environ)
+        self.APP_ENV = "test"
+        self.SANDBOX_WEBHOOK_DELIVERY = "sync"
+        self.RATELIMIT_ENABLED = False
+        self.SERVER_NAME = None
+        for key, value in overrides.items():
+            setattr(self, key, value)

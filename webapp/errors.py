@@ -1,0 +1,84 @@
+"""Turning failures into responses at the edge: HTML pages for people, JSON under /api/."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from webapp.extensions import db
+
+log = logging.getLogger(__name__)
+
+# Stable codes for the API's error envelope, by HTTP status.
+HTTP_ERROR_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "payment_provider_unavailable",
+    503: "service_unavailable",
+}
+PAGES = {400, 403, 404, 405, 429, 500, 502, 503}
+
+
+def is_api_request() -> bool:
+    return request.path == "/api" or request.path.startswith("/api/")
+
+
+def api_error(status: int, code: str, message: str) -> Response:
+    """API.md's error envelope: `{"error": {"code", "message"}}`."""
+    response = jsonify(error={"code": code, "message": message})
+    response.status_code = status
+    return response
+
+
+def error_page(status: int, message: str | None = None) -> tuple[str, int]:
+    template = f"errors/{status if status in PAGES else 400}.html"
+    return render_template(template, status=status, message=message), status
+
+
+def handle_http_exception(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    if is_api_request():
+        response = api_error(
+            status, HTTP_ERROR_CODES.get(status, "error"), _public_description(exc)
+        )
+    else:
+        message = exc.description if isinstance(exc, CSRFError) else None
+        response = make_response(*error_page(status, message))
+    for name, value in exc.get_headers():
+        if name in ("Allow", "Retry-After"):
+            response.headers[name] = value
+    return response
+
+
+def _public_description(exc: HTTPException) -> str:
+    if isinstance(exc, CSRFError):
+        return "The CSRF token is missing or invalid."
+    return exc.description or exc.name
+
+
+def handle_unexpected_error(exc: Exception) -> Response | tuple[str, int]:
+    # Nothing half-written survives a crash: roll back before answering.
+    db.session.rollback()
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    if is_api_request():
+        return api_error(500, "internal_error", "Something went wrong on our side.")
+    return error_page(500)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http_exception)
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(exc: InternalServerError):
+        original = getattr(exc, "original_exception", None) or exc
+        return handle_unexpected_error(original)

@@ -1,0 +1,52 @@
+"""People who can log in."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import String
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from webapp.extensions import db
+from webapp.models.base import UTCDateTime, utcnow
+
+
+class Role(enum.StrEnum):
+    USER = "user"
+    MARKETING = "marketing"
+    ADMIN = "admin"
+
+
+def normalise_email(email: str) -> str:
+    """The form of an address we store and compare: trimmed and lower-cased."""
+    return email.strip().lower()
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Always stored normalised (see `normalise_email`), so the unique index is case-insensitive.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default=Role.USER.value)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # One Stripe customer per user, set once (compare-and-set in billing.ensure_customer).
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+
+    def set_password(self, password: str) -> None:
+        # Werkzeug's default is scrypt, a memory-hard KDF.
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_editor(self) -> bool:
+        return self.role in (Role.MARKETING.value, Role.ADMIN.value)
+
+    def __repr__(self) -> str:
+        return f"<User {self.id} {self.role}>"

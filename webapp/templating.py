@@ -1,0 +1,34 @@
+"""Template filters and globals: money, numbers and fingerprinted static URLs."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cache
+from pathlib import Path
+
+from flask import Flask, url_for
+
+from webapp.catalog import format_money
+from webapp.markup import render_markdown
+
+
+def format_number(value: int) -> str:
+    return f"{value:,}"
+
+
+@cache
+def _fingerprint(static_folder: str, filename: str) -> str:
+    digest = hashlib.sha256(Path(static_folder, filename).read_bytes()).hexdigest()
+    return digest[:12]
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters["money"] = format_money
+    app.jinja_env.filters["number"] = format_number
+    app.jinja_env.filters["markdown"] = render_markdown
+
+    @app.template_global()
+    def asset(filename: str) -> str:
+        """A static URL that changes whenever the file does, so it can be cached for a year."""
+        version = _fingerprint(app.static_folder or "", filename)
+        return url_for("static", filename=filename, v=version)
