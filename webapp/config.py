@@ -131,6 +131,9 @@ class TestConfig(Config):
     """Settings for the test suite: its own database, synchronous webhooks, no rate limits."""
 
     TESTING = True
+    # Answer crashes with the real 500 page (the log keeps the traceback), as users would see.
+    PROPAGATE_EXCEPTIONS = False
+    __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
         super().__init__(environ)

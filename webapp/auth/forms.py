@@ -10,6 +10,10 @@ MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 128
 
 
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
 class PlanChoiceMixin:
     """The plan and cycle an anonymous visitor picked on the pricing page, carried through."""
 
@@ -20,6 +24,7 @@ class PlanChoiceMixin:
 class SignupForm(PlanChoiceMixin, FlaskForm):
     email = EmailField(
         "Email",
+        filters=[_strip],
         validators=[
             DataRequired("Enter your email address."),
             Length(max=254, message="That email address is too long."),
@@ -42,6 +47,7 @@ class SignupForm(PlanChoiceMixin, FlaskForm):
 class LoginForm(PlanChoiceMixin, FlaskForm):
     email = EmailField(
         "Email",
+        filters=[_strip],
         validators=[DataRequired("Enter your email address."), Length(max=254)],
     )
     password = PasswordField(

@@ -1,0 +1,120 @@
+"""Sign-up, log-in, log-out: CSRF, normalised unique emails, no enumeration, safe `next`."""
+
+import pytest
+
+from tests.conftest import create_user, sql
+
+
+def test_signup_creates_account_and_logs_in(app, client, auth):
+    response = auth.signup("Ada@Example.COM ")
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/account"
+    assert sql(app, "select email from users") == [("ada@example.com",)]
+    assert "ada@example.com" in client.get("/account").get_data(as_text=True)
+
+
+def test_password_is_stored_with_a_modern_kdf(app, auth):
+    auth.signup()
+    [(password_hash,)] = sql(app, "select password_hash from users")
+    assert password_hash.startswith("scrypt:")
+    assert "correct horse" not in password_hash
+
+
+def test_signup_without_csrf_token_is_refused(app, client):
+    response = client.post("/signup", data={"email": "a@example.com", "password": "x" * 12})
+    assert response.status_code == 400
+    assert sql(app, "select count(*) from users") == [(0,)]
+
+
+def test_duplicate_email_in_another_case_is_a_form_error(app, client, auth):
+    create_user(app, email="ada@example.com")
+    response = auth.signup("ADA@example.com")
+    assert response.status_code == 400
+    assert "An account with this email already exists" in response.get_data(as_text=True)
+    assert sql(app, "select count(*) from users") == [(1,)]
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "message"),
+    [
+        ("", "correct horse battery", "Enter your email address."),
+        ("not-an-email", "correct horse battery", "Enter a valid email address"),
+        ("ada@example.com", "short", "Use 10 to 128 characters."),
+        ("ada@example.com", "", "Choose a password."),
+    ],
+)
+def test_signup_form_errors_are_clear(app, auth, email, password, message):
+    response = auth.signup(email, password)
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert sql(app, "select count(*) from users") == [(0,)]
+
+
+def test_wrong_password_and_unknown_email_give_the_same_answer(app, auth):
+    create_user(app)
+    wrong_password = auth.login("ada@example.com", "not the password")
+    unknown_email = auth.login("nobody@example.com", "not the password")
+    assert wrong_password.status_code == unknown_email.status_code == 400
+    for response in (wrong_password, unknown_email):
+        assert "Incorrect email or password." in response.get_data(as_text=True)
+
+
+def test_login_is_case_insensitive_and_logout_needs_post(app, client, auth):
+    create_user(app)
+    assert auth.login("ADA@example.com").status_code == 303
+    assert client.get("/logout").status_code == 405
+    assert auth.logout().status_code == 303
+    assert client.get("/account").status_code == 302
+
+
+def test_account_requires_login_and_comes_back_after(app, client, auth):
+    create_user(app)
+    response = client.get("/account")
+    assert response.status_code == 302
+    assert "/login?next=%2Faccount" in response.headers["Location"]
+    response = auth.login(next="/account")
+    assert response.headers["Location"] == "/account"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example/",
+        "http:evil.example",
+        "javascript:alert(1)",
+        "data:text/html,hi",
+        "/%5Cevil.example",
+        "/%2F%2Fevil.example",
+        "\\\\evil.example",
+        "/\tevil",
+        " //evil.example",
+    ],
+)
+def test_next_only_goes_to_same_site_paths(app, auth, target):
+    create_user(app)
+    response = auth.login(next=target)
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/account"
+
+
+def test_session_cookie_is_httponly_and_samesite_lax(app, auth):
+    response = auth.signup()
+    cookie = next(c for c in response.headers.getlist("Set-Cookie") if c.startswith("session="))
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+
+
+def test_chosen_plan_is_remembered_and_shown(client):
+    html = client.get("/signup?plan=professional&cycle=yearly").get_data(as_text=True)
+    assert "You are subscribing to <strong>Professional, yearly</strong>" in html
+    assert 'name="plan" type="hidden" value="professional"' in html
+    html = client.get("/login?plan=agency&cycle=monthly").get_data(as_text=True)
+    assert "Agency, monthly" in html
+
+
+def test_unknown_plan_in_signup_link_is_ignored(client):
+    response = client.get("/signup?plan=gold&cycle=weekly")
+    assert response.status_code == 200
+    assert "You are subscribing" not in response.get_data(as_text=True)
