@@ -1,10 +1,13 @@
 """The app's SQLAlchemy 2.x typed models. Importing this package registers every table."""
 
 from webapp.models.billing import CheckoutSession, CreditEntry, Subscription, WebhookEvent
+from webapp.models.copy import CopyDraft, CopyRevision
 from webapp.models.user import Role, User
 
 __all__ = [
     "CheckoutSession",
+    "CopyDraft",
+    "CopyRevision",
     "CreditEntry",
     "Role",
     "Subscription",
