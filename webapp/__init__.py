@@ -49,7 +49,7 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import catalog, database
+    from webapp import catalog, database, stripe_gateway
     from webapp.extensions import csrf, limiter, login_manager, migrate
 
     catalog.init_app(app)
@@ -58,6 +58,7 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
+    stripe_gateway.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

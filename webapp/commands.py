@@ -7,9 +7,11 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from webapp import stripe_gateway
 from webapp.extensions import db
 from webapp.models import Role, User
 from webapp.models.user import normalise_email
+from webapp.stripe_catalog import stripe_cli
 
 users_cli = AppGroup("users", help="Manage user accounts.")
 
@@ -36,3 +38,5 @@ def create_user(email: str, password: str, role: str) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(stripe_cli)
+    app.cli.add_command(stripe_gateway.sandbox_cli())

@@ -14,3 +14,5 @@ __all__ = [
     "User",
     "WebhookEvent",
 ]
+
+import webapp.sandbox.models  # noqa: E402, F401  (the sandbox's tables, for Alembic and tests)

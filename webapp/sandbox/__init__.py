@@ -1,0 +1,69 @@
+"""A local, stateful, wire-compatible Stripe (see DESIGN.md, "Two Stripe modes, one code path").
+
+Only `webapp.stripe_gateway` imports this package: it builds the `Sandbox` when no Stripe key is
+configured and points the SDK at `Sandbox.api`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from flask import Flask
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from webapp.extensions import db
+from webapp.sandbox import models  # noqa: F401  (registers the sandbox tables)
+from webapp.sandbox.faults import Faults
+from webapp.sandbox.store import Store
+from webapp.sandbox.webhooks import Webhooks
+
+
+class Sandbox:
+    """The sandbox bound to one app: its database, its API, its webhooks and switches."""
+
+    def __init__(self, app: Flask, api_version: str) -> None:
+        from webapp.sandbox.api import SandboxAPI
+
+        self.app = app
+        self.api_version = api_version
+        with app.app_context():
+            self.engine: Engine = db.engine
+        # Where hosted pages are when no site request tells us (CLI, standalone server).
+        self.public_url: str | None = app.config.get("SANDBOX_PUBLIC_URL") or None
+        self.webhooks = Webhooks(self, app)
+        self.faults = Faults(self)
+        self.api = SandboxAPI(self)
+
+    @contextmanager
+    def store(self) -> Iterator[Store]:
+        """A unit of work in its own session and transaction (never the site's session), whose
+        events are queued for delivery in the same transaction and sent after the commit."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            store = Store(session, self.api_version)
+            yield store
+            if store.events:
+                self.webhooks.queue(session, store.events, self.faults.webhook_plan(store))
+            session.commit()
+        if store.events:
+            self.webhooks.after_commit()
+
+
+def init_app(app: Flask, api_version: str) -> Sandbox:
+    """Build the sandbox for `app` and mount its hosted pages and control endpoints."""
+    from webapp.sandbox import pages
+
+    sandbox = Sandbox(app, api_version)
+    app.extensions["stripe_sandbox"] = sandbox
+    app.register_blueprint(pages.bp)
+    app.teardown_request(sandbox.webhooks.deliver_after_request)
+    if app.config.get("SANDBOX_WEBHOOK_DELIVERY") != "sync":
+        # Each process runs a delivery worker from its first request on, so deliveries left
+        # behind by a process that died are still sent.
+        app.before_request(lambda: sandbox.webhooks.ensure_worker() and None)
+    return sandbox
+
+
+def get_sandbox(app: Flask) -> Sandbox:
+    return app.extensions["stripe_sandbox"]

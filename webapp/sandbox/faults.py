@@ -1,0 +1,79 @@
+"""Fault switches: make the next API calls fail or hang, make webhooks arrive oddly.
+
+The switches live in the database, so a switch set from the CLI or the control endpoint holds for
+every process serving the site.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from webapp.sandbox.wire import StripeAPIError
+
+if TYPE_CHECKING:
+    from webapp.sandbox import Sandbox
+
+API_MODES = ("500", "timeout")
+WEBHOOK_MODES = ("duplicate", "reverse", "late")
+
+
+class Faults:
+    def __init__(self, sandbox: Sandbox) -> None:
+        self.sandbox = sandbox
+
+    def set_api(self, count: int, mode: str = "500", delay: float = 30.0) -> None:
+        """The next `count` API calls fail with a 500, or hang for `delay` seconds ("timeout")."""
+        if mode not in API_MODES:
+            raise ValueError(f"API fault mode must be one of {API_MODES}")
+        with self.sandbox.store() as store:
+            store.set_setting("fault_api", {"remaining": count, "mode": mode, "delay": delay})
+
+    def set_webhooks(self, mode: str | None, count: int = 1, delay: float = 5.0) -> None:
+        """The events of the next `count` state changes are sent twice, reversed, or late."""
+        if mode is not None and mode not in WEBHOOK_MODES:
+            raise ValueError(f"webhook fault mode must be one of {WEBHOOK_MODES}")
+        with self.sandbox.store() as store:
+            value = {"remaining": count, "mode": mode, "delay": delay} if mode else None
+            store.set_setting("fault_webhooks", value)
+
+    def clear(self) -> None:
+        with self.sandbox.store() as store:
+            store.set_setting("fault_api", None)
+            store.set_setting("fault_webhooks", None)
+
+    def status(self) -> dict[str, Any]:
+        with self.sandbox.store() as store:
+            return {
+                "api": store.setting("fault_api"),
+                "webhooks": store.setting("fault_webhooks"),
+            }
+
+    def before_api_call(self) -> None:
+        """Spend one API fault if any is armed, and fail this call with it."""
+        with self.sandbox.store() as store:
+            fault = _take(store, "fault_api")
+        if fault is None:
+            return
+        if fault["mode"] == "timeout":
+            # Hang like a server that never answers; the client's timeout fires first. Nothing
+            # is done, as if the request never arrived.
+            time.sleep(float(fault.get("delay", 30.0)))
+        raise StripeAPIError(
+            500,
+            "An unknown error occurred (sandbox fault switch).",
+            type="api_error",
+        )
+
+    def webhook_plan(self, store: Any) -> dict[str, Any]:
+        """How to queue the events of the current state change (spends one webhook fault)."""
+        return _take(store, "fault_webhooks") or {}
+
+
+def _take(store: Any, key: str) -> dict[str, Any] | None:
+    fault = store.setting(key)
+    if not fault or fault.get("remaining", 0) <= 0:
+        return None
+    remaining = fault["remaining"] - 1
+    store.set_setting(key, {**fault, "remaining": remaining} if remaining > 0 else None)
+    return fault
