@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev chromium migrate test lint format serve-gunicorn clean
+.PHONY: run install install-dev chromium migrate test lint format serve-gunicorn clean wrk bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,22 @@ run: migrate
 ## make test: the whole suite, browser tests included
 test: install-dev chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The load generator of the benchmarks, from Debian like chromium.
+wrk:
+	@command -v wrk >/dev/null || { \
+	  echo "Installing Debian's wrk for the benchmarks"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null; }
+
+## make bench: load and latency as ratios to /healthz under gunicorn; writes bench/results.md,
+## fails if a target is missed (PostgreSQL at 127.0.0.1:5432 if reachable, else SQLite)
+bench: install wrk
+	$(BIN)/python bench/run.py
+
+## make bench-smoke: the same harness, two seconds a row and no targets (CI)
+bench-smoke: install wrk
+	$(BIN)/python bench/run.py --smoke
 
 lint: install-dev
 	$(BIN)/ruff check .
