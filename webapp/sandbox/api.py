@@ -591,7 +591,13 @@ def update_subscription(call: Call, id: str) -> dict[str, Any]:
                     f"The price specified is inactive: {price['id']}",
                     param=f"items[{index}][price]",
                 )
-            sub = operations.change_price(store, sub, price, behavior)
+            sub = operations.change_price(
+                store,
+                sub,
+                price,
+                behavior,
+                payment_behavior=params.get("payment_behavior", "allow_incomplete"),
+            )
     if "cancel_at_period_end" in params:
         cancel = as_bool(params["cancel_at_period_end"], "cancel_at_period_end")
         sub = operations.set_cancel_at_period_end(store, sub, cancel)

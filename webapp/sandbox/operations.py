@@ -260,7 +260,13 @@ def pay_open_invoices(store: Store, customer: dict[str, Any], pm: dict[str, Any]
 
 
 def change_price(
-    store: Store, sub: dict[str, Any], new_price: dict[str, Any], proration_behavior: str
+    store: Store,
+    sub: dict[str, Any],
+    new_price: dict[str, Any],
+    proration_behavior: str,
+    *,
+    off_session: bool = True,
+    payment_behavior: str = "allow_incomplete",
 ) -> dict[str, Any]:
     """Swap the subscription's price, prorating the rest of the period like Stripe does.
 
@@ -312,7 +318,11 @@ def change_price(
             store, customer, sub, "subscription_update", invoice_lines, now, now
         )
         pm = store.find(sub["default_payment_method"] or "")
-        charge_invoice(store, invoice, customer, pm)
+        if not charge_invoice(store, invoice, customer, pm, off_session=off_session):
+            if payment_behavior == "error_if_incomplete":
+                # Stripe refuses the whole update (nothing is saved) with the card's error.
+                raise CardError("Your card was declined.", "card_declined", "generic_decline")
+            sub["status"] = "past_due"
         sub["latest_invoice"] = invoice["id"]
     return sub
 

@@ -235,7 +235,8 @@ def portal_switch(portal_id: str) -> str:
         price = store.get("price", price_id)
         if not price["active"]:
             raise StripeAPIError(400, "That plan is no longer sold.")
-        operations.change_price(store, sub, price, "always_invoice")
+        # The customer is present in the portal, so the card is charged on-session.
+        operations.change_price(store, sub, price, "always_invoice", off_session=False)
         return f"Your plan is now {_describe_price(store, price)['label']}."
 
     return _change_subscription(portal_id, switch)
