@@ -63,10 +63,11 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from webapp.account.views import bp as account_bp
+    from webapp.admin.views import bp as admin_bp
     from webapp.auth.views import bp as auth_bp
     from webapp.pricing.views import bp as pricing_bp
 
-    for blueprint in (pricing_bp, auth_bp, account_bp):
+    for blueprint in (pricing_bp, auth_bp, account_bp, admin_bp):
         app.register_blueprint(blueprint)
 
 

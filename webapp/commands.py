@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from webapp import stripe_gateway
+from webapp.admin.commands import copy_cli
 from webapp.extensions import db
 from webapp.models import Role, User
 from webapp.models.user import normalise_email
@@ -38,5 +39,6 @@ def create_user(email: str, password: str, role: str) -> None:
 
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(copy_cli)
     app.cli.add_command(stripe_cli)
     app.cli.add_command(stripe_gateway.sandbox_cli())

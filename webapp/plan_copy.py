@@ -41,7 +41,7 @@ LIMITS = {
     "tagline": 120,
     "description": 600,
     "feature": 80,
-    "badge": 24,
+    "badge": 32,
     "cta_label": 40,
 }
 MAX_FEATURES = 12
@@ -347,6 +347,13 @@ def diff_documents(before: dict[str, Any], after: dict[str, Any]) -> list[dict[s
     return changes
 
 
+def summarise(changes: list[dict[str, str]]) -> str:
+    """A one-line summary of `changes` for the history list."""
+    fields = ", ".join(f"{change['where']} {change['field'].lower()}" for change in changes)
+    summary = f"Changed {fields}"
+    return summary if len(summary) <= 200 else summary[:199] + "…"
+
+
 def _leaf_paths(document: dict[str, Any]) -> list[tuple[str, ...]]:
     paths = [("page", key) for key in PAGE_FIELDS]
     return paths + [("plans", pid, key) for pid in document["plans"] for key in PLAN_FIELDS]
@@ -419,7 +426,8 @@ def _create_first_revision() -> None:
     """Publish the catalog's default copy as revision 1, once, however many workers race."""
     row = {
         "number": 1,
-        "document": get_catalog().default_copy(),
+        # Deep copy: default_copy() shares its nested lists with the loaded catalog.
+        "document": deepcopy_module.deepcopy(get_catalog().default_copy()),
         "author_label": "catalog default",
         "summary": "Default copy from the catalog file",
         "changes": [],
@@ -539,7 +547,7 @@ def publish(
     author_label: str,
     author_id: int | None = None,
     base_revision: int | None,
-    summary: str,
+    summary: str = "",
     reverted_from: int | None = None,
 ) -> CopyRevision:
     """Make `document` the copy everyone sees, as one new revision, in one transaction.
@@ -560,7 +568,7 @@ def publish(
         document=clean,
         author_id=author_id,
         author_label=author_label,
-        summary=summary,
+        summary=summary or summarise(changes),
         changes=changes,
         reverted_from=reverted_from,
     )
@@ -574,7 +582,7 @@ def publish(
         db.session.rollback()
         raise StaleDraft(base_revision or latest.number, latest_revision()) from None
     g.pop("_published_copy", None)
-    log.info("copy revision %s published by %s: %s", revision.number, author_label, summary)
+    log.info("copy revision %s published by %s", revision.number, author_label)
     return revision
 
 

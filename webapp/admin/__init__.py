@@ -1,0 +1,1 @@
+"""The copy editor for marketing: drafts, preview, publish, history and revert."""
