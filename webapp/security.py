@@ -1,7 +1,9 @@
-"""Security headers on every response, and the same-site rule for `next` redirects."""
+"""Security headers on every response, and the rules for where we may send people back to."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
@@ -51,6 +53,45 @@ def is_safe_next(target: str | None) -> bool:
         return False
     parts = urlsplit(target)
     return not parts.scheme and not parts.netloc
+
+
+# A plain DNS name or IPv4 address with an optional port: no userinfo ("@"), no percent-encoding,
+# no IPv6 literals, nothing a browser might normalise into another host than the one we checked.
+_NETLOC = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_REDIRECT_URL_LENGTH = 2048
+
+
+def _host_and_port(netloc: str, scheme: str) -> tuple[str, int] | None:
+    """`host[:port]` as (host, effective port); None for anything else."""
+    if not _NETLOC.fullmatch(netloc):
+        return None
+    host, _, port = netloc.partition(":")
+    if port and not 0 < int(port) < 65536:
+        return None
+    return host, int(port) if port else _DEFAULT_PORTS[scheme]
+
+
+def is_allowed_redirect_url(target: object, allowed_hosts: Iterable[str]) -> bool:
+    """True only for an absolute http(s) URL whose host and port are in `allowed_hosts`.
+
+    `allowed_hosts` holds `host` or `host:port` entries; an entry without a port allows the
+    scheme's default port only. The check is deliberately narrow rather than clever: printable
+    ASCII only (partners percent-encode paths), the scheme spelled `http://` or `https://`, and a
+    netloc made only of host characters, so `//evil`, `/\\evil`, `https://site@evil`,
+    `https://site.evil`, `https:evil`, encoded or padded hosts and other ports are all refused.
+    """
+    if not isinstance(target, str) or not 0 < len(target) <= MAX_REDIRECT_URL_LENGTH:
+        return False
+    if not target.isascii() or any(not 32 < ord(ch) < 127 for ch in target) or "\\" in target:
+        return False
+    scheme, separator, _ = target.partition("://")
+    scheme = scheme.lower()
+    if not separator or scheme not in _DEFAULT_PORTS:
+        return False
+    wanted = _host_and_port(urlsplit(target).netloc.lower(), scheme)
+    allowed = {_host_and_port(entry.strip().lower(), scheme) for entry in allowed_hosts}
+    return wanted is not None and wanted in allowed
 
 
 def init_app(app: Flask) -> None:

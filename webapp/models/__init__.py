@@ -1,10 +1,12 @@
 """The app's SQLAlchemy 2.x typed models. Importing this package registers every table."""
 
+from webapp.models.api_key import ApiKey
 from webapp.models.billing import CheckoutSession, CreditEntry, Subscription, WebhookEvent
 from webapp.models.copy import CopyDraft, CopyRevision
 from webapp.models.user import Role, User
 
 __all__ = [
+    "ApiKey",
     "CheckoutSession",
     "CopyDraft",
     "CopyRevision",

@@ -1,0 +1,1 @@
+"""The JSON API of `../shared/API.md`: tokens, API keys, checkout, subscription, portal, credits."""

@@ -1,0 +1,95 @@
+"""Who is calling: a JWT access token on the plain paths, an API key on the `/api` paths.
+
+Each flavour accepts only its own kind of credential (API.md), so a leaked API key cannot be used
+where the company's own front ends authenticate with short-lived tokens, and vice versa.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import g, request
+from flask_limiter.util import get_remote_address
+
+from webapp.api.errors import unauthorized
+from webapp.api.keys import looks_like_api_key, user_for_key
+from webapp.api.tokens import user_id_from_token
+from webapp.extensions import db
+from webapp.models import User
+
+MAX_CREDENTIAL_LENGTH = 4096
+
+
+def bearer_credential() -> str | None:
+    """The credential of an `Authorization: Bearer …` header, if there is one."""
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential or len(credential) > MAX_CREDENTIAL_LENGTH:
+        return None
+    return credential
+
+
+def credential_rate_key() -> str:
+    """The rate-limit bucket of the caller's credential (its digest), or of their IP without one.
+
+    Valid or not: hammering the API with guessed credentials is limited too.
+    """
+    credential = bearer_credential()
+    if credential is None:
+        return f"ip:{get_remote_address()}"
+    return "credential:" + hashlib.sha256(credential.encode()).hexdigest()[:32]
+
+
+def _user_from_jwt() -> User:
+    credential = bearer_credential()
+    if credential is None:
+        raise unauthorized("Send an access token: 'Authorization: Bearer <token>'.")
+    if looks_like_api_key(credential):
+        raise unauthorized(
+            "This endpoint takes an access token from /api/v1/auth/token. "
+            "API keys go to the same path with /api appended."
+        )
+    user_id = user_id_from_token(credential)
+    user = db.session.get(User, user_id) if user_id is not None else None
+    if user is None:
+        raise unauthorized("The access token is invalid or has expired.")
+    return user
+
+
+def _user_from_api_key() -> User:
+    credential = bearer_credential()
+    if credential is None:
+        raise unauthorized("Send an API key: 'Authorization: Bearer llmgen_…'.")
+    if not looks_like_api_key(credential):
+        raise unauthorized(
+            "This endpoint takes an API key (llmgen_…). "
+            "Access tokens go to the same path without /api."
+        )
+    user = user_for_key(credential)
+    if user is None:
+        raise unauthorized("The API key is invalid or has been revoked.")
+    return user
+
+
+def _requiring(authenticate: Callable[[], User]) -> Callable[[Callable[..., Any]], Any]:
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            g.api_user = authenticate()
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+require_jwt = _requiring(_user_from_jwt)
+require_api_key = _requiring(_user_from_api_key)
+
+
+def api_user() -> User:
+    """The authenticated caller of the current API request."""
+    return g.api_user

@@ -1,0 +1,502 @@
+"""The OpenAPI 3.1 document of the API, served at /api/v1/openapi.json.
+
+Hand-written next to the views it describes, so a change to one shows up beside the other in
+review; the test suite validates real responses against it and fuzzes the API from it.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from typing import Any
+
+from webapp.catalog import CYCLES, PLAN_IDS
+
+# Every `error.code` the API can answer with; clients may rely on these staying the same.
+ERROR_CODES = {
+    "bad_request": "The request could not be understood.",
+    "validation_error": "A field is missing, of the wrong type, too long, or unknown.",
+    "invalid_json": "The body is not valid JSON.",
+    "invalid_plan": "planId is not one of the plans we sell.",
+    "invalid_billing_cycle": "billingCycle is not `monthly` or `yearly`.",
+    "invalid_redirect_url": "successUrl, cancelUrl or returnUrl is not an allowed absolute URL.",
+    "subscription_exists": "The user already has a subscription; change plans in the portal.",
+    "no_billing_account": "The user has never bought anything, so there is no portal yet.",
+    "unauthorized": "The credential is missing, invalid, expired, revoked or of the wrong kind.",
+    "forbidden": "The request is not allowed.",
+    "not_found": "No such endpoint.",
+    "method_not_allowed": "The endpoint exists but not with this method (see `Allow`).",
+    "payload_too_large": "The body is larger than 1 MiB.",
+    "unsupported_media_type": "A body was sent without `Content-Type: application/json`.",
+    "rate_limited": "Too many requests; retry after `Retry-After` seconds.",
+    "internal_error": "Something went wrong on our side.",
+    "payment_provider_unavailable": "Stripe could not be reached or refused; try again.",
+    "catalog_mismatch": "Stripe's price differs from our catalog; the plan is briefly unavailable.",
+    "service_unavailable": "The service is briefly unavailable.",
+}
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _body(schema_name: str, *, required: bool) -> dict[str, Any]:
+    return {"required": required, "content": {JSON: {"schema": _ref(schema_name)}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+def _response(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/responses/{name}"}
+
+
+def _redirect_url(description: str) -> dict[str, Any]:
+    return {"type": "string", "format": "uri", "maxLength": 2048, "description": description}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "additionalProperties": False,
+                "properties": {
+                    "code": {
+                        "type": "string",
+                        "enum": list(ERROR_CODES),
+                        "description": "Stable code: "
+                        + "; ".join(
+                            f"`{code}`: {meaning}" for code, meaning in ERROR_CODES.items()
+                        ),
+                    },
+                    "message": {"type": "string", "description": "For people; may change."},
+                },
+            }
+        },
+    },
+    "TokenRequest": {
+        "type": "object",
+        "required": ["email", "password"],
+        "additionalProperties": False,
+        "properties": {
+            "email": {"type": "string", "maxLength": 254},
+            "password": {"type": "string", "maxLength": 128},
+        },
+    },
+    "TokenResponse": {
+        "type": "object",
+        "required": ["accessToken", "tokenType", "expiresIn"],
+        "additionalProperties": False,
+        "properties": {
+            "accessToken": {"type": "string", "description": "A JWT (HS256)."},
+            "tokenType": {"const": "Bearer"},
+            "expiresIn": {"type": "integer", "minimum": 1, "description": "Seconds."},
+        },
+    },
+    "CheckoutRequest": {
+        "type": "object",
+        "required": ["planId"],
+        "additionalProperties": False,
+        "properties": {
+            "planId": {"type": "string", "enum": list(PLAN_IDS)},
+            "billingCycle": {"type": "string", "enum": list(CYCLES), "default": "monthly"},
+            "successUrl": _redirect_url(
+                "Where Stripe sends the user after paying (default: the account dashboard). "
+                "Must be an absolute http(s) URL on an allowed host."
+            ),
+            "cancelUrl": _redirect_url(
+                "Where Stripe sends the user on cancel (default: the pricing page). "
+                "Must be an absolute http(s) URL on an allowed host."
+            ),
+        },
+    },
+    "CheckoutPlan": {
+        "type": "object",
+        "required": ["id", "name", "monthlyCredits", "priceCents"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "enum": list(PLAN_IDS)},
+            "name": {"type": "string"},
+            "monthlyCredits": {"type": "integer", "minimum": 1},
+            "priceCents": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "The price of the chosen billing cycle, in cents.",
+            },
+        },
+    },
+    "CheckoutResponse": {
+        "type": "object",
+        "required": ["sessionId", "url", "plan"],
+        "additionalProperties": False,
+        "properties": {
+            "sessionId": {"type": "string", "pattern": "^cs_"},
+            "url": {"type": "string", "format": "uri", "description": "Redirect the user here."},
+            "plan": _ref("CheckoutPlan"),
+        },
+    },
+    "Subscription": {
+        "type": "object",
+        "required": [
+            "plan",
+            "status",
+            "billingCycle",
+            "currentPeriodStart",
+            "currentPeriodEnd",
+            "cancelAtPeriodEnd",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "plan": {"type": "string", "enum": list(PLAN_IDS)},
+            "status": {"type": "string", "enum": ["active", "trialing", "past_due"]},
+            "billingCycle": {"type": "string", "enum": list(CYCLES)},
+            "currentPeriodStart": {"type": ["string", "null"], "format": "date-time"},
+            "currentPeriodEnd": {"type": ["string", "null"], "format": "date-time"},
+            "cancelAtPeriodEnd": {"type": "boolean"},
+        },
+    },
+    "PlanDetails": {
+        "type": "object",
+        "required": ["id", "name", "monthlyCredits", "price", "features"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "enum": list(PLAN_IDS)},
+            "name": {"type": "string"},
+            "monthlyCredits": {"type": "integer", "minimum": 1},
+            "price": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "The price of the subscription's billing cycle, in dollars.",
+            },
+            "features": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "CurrentSubscription": {
+        "type": "object",
+        "required": ["hasSubscription", "subscription", "planDetails"],
+        "additionalProperties": False,
+        "properties": {
+            "hasSubscription": {"type": "boolean"},
+            "subscription": {"oneOf": [_ref("Subscription"), {"type": "null"}]},
+            "planDetails": {"oneOf": [_ref("PlanDetails"), {"type": "null"}]},
+        },
+    },
+    "PortalRequest": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "returnUrl": _redirect_url(
+                "Where the portal sends the user back (default: the account dashboard). "
+                "Must be an absolute http(s) URL on an allowed host."
+            )
+        },
+    },
+    "PortalResponse": {
+        "type": "object",
+        "required": ["url"],
+        "additionalProperties": False,
+        "properties": {"url": {"type": "string", "format": "uri"}},
+    },
+    "CreditTransaction": {
+        "type": "object",
+        "required": ["id", "amount", "kind", "description", "createdAt"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "integer"},
+            "amount": {"type": "integer", "description": "Positive: a grant. Negative: a use."},
+            "kind": {"type": "string"},
+            "description": {"type": "string"},
+            "createdAt": {"type": "string", "format": "date-time"},
+        },
+    },
+    "CreditBalance": {
+        "type": "object",
+        "required": ["balance", "totalGranted", "totalUsed", "recentTransactions"],
+        "additionalProperties": False,
+        "properties": {
+            "balance": {"type": "integer"},
+            "totalGranted": {"type": "integer", "minimum": 0},
+            "totalUsed": {"type": "integer", "minimum": 0},
+            "recentTransactions": {
+                "type": "array",
+                "maxItems": 10,
+                "description": "The newest ledger entries first.",
+                "items": _ref("CreditTransaction"),
+            },
+        },
+    },
+    "PlanPrice": {
+        "type": "object",
+        "required": ["priceCents", "price"],
+        "additionalProperties": False,
+        "properties": {
+            "priceCents": {"type": "integer", "minimum": 1},
+            "price": {"type": "number", "exclusiveMinimum": 0, "description": "In dollars."},
+        },
+    },
+    "Plan": {
+        "type": "object",
+        "required": [
+            "id",
+            "name",
+            "tagline",
+            "description",
+            "features",
+            "badge",
+            "highlighted",
+            "monthlyCredits",
+            "prices",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "enum": list(PLAN_IDS)},
+            "name": {"type": "string"},
+            "tagline": {"type": "string"},
+            "description": {"type": "string", "description": "Markdown."},
+            "features": {"type": "array", "items": {"type": "string"}},
+            "badge": {"type": "string"},
+            "highlighted": {"type": "boolean"},
+            "monthlyCredits": {"type": "integer", "minimum": 1},
+            "prices": {
+                "type": "object",
+                "required": list(CYCLES),
+                "additionalProperties": False,
+                "properties": {cycle: _ref("PlanPrice") for cycle in CYCLES},
+            },
+        },
+    },
+    "PlanList": {
+        "type": "object",
+        "required": ["currency", "plans"],
+        "additionalProperties": False,
+        "properties": {
+            "currency": {"const": "usd"},
+            "plans": {"type": "array", "items": _ref("Plan")},
+        },
+    },
+}
+
+RESPONSES: dict[str, Any] = {
+    "BadRequest": _error(
+        "Invalid request: `validation_error`, `invalid_json` or an endpoint-specific code."
+    ),
+    "Unauthorized": {
+        **_error("`unauthorized`: missing, invalid, expired, revoked or wrong kind of credential."),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    },
+    "PayloadTooLarge": _error("`payload_too_large`."),
+    "UnsupportedMediaType": _error("`unsupported_media_type`: send `application/json`."),
+    "RateLimited": {
+        **_error("`rate_limited`."),
+        "headers": {"Retry-After": {"schema": {"type": "string"}}},
+    },
+    "PaymentProviderUnavailable": _error("`payment_provider_unavailable`."),
+    "ServiceUnavailable": _error(
+        "`payment_provider_unavailable` (Stripe unreachable: retry), `catalog_mismatch` or "
+        "`service_unavailable`."
+    ),
+}
+
+# How each operation authenticates, by flavour.
+JWT_SECURITY = [{"accessToken": []}]
+API_KEY_SECURITY = [{"apiKey": []}]
+
+
+def _common_errors(*, body: bool) -> dict[str, Any]:
+    errors = {"401": _response("Unauthorized"), "429": _response("RateLimited")}
+    if body:
+        errors |= {
+            "413": _response("PayloadTooLarge"),
+            "415": _response("UnsupportedMediaType"),
+        }
+    return errors
+
+
+def _checkout(flavour: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": f"createCheckout{flavour}",
+            "summary": "Start a Stripe Checkout session for a plan",
+            "description": "Redirect the user to `url`. After paying, Stripe sends them to "
+            "`successUrl`; confirm with `GET /subscriptions/current`.",
+            "tags": ["subscriptions"],
+            "requestBody": _body("CheckoutRequest", required=True),
+            "responses": {
+                "200": _json(_ref("CheckoutResponse"), "The session to redirect the user to."),
+                "400": _error(
+                    "`invalid_plan`, `invalid_billing_cycle`, `invalid_redirect_url`, "
+                    "`subscription_exists`, `validation_error` or `invalid_json`."
+                ),
+                **_common_errors(body=True),
+                "502": _response("PaymentProviderUnavailable"),
+                "503": _response("ServiceUnavailable"),
+            },
+        }
+    }
+
+
+def _current(flavour: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": f"getCurrentSubscription{flavour}",
+            "summary": "The user's current subscription, if any",
+            "tags": ["subscriptions"],
+            "responses": {
+                "200": _json(
+                    _ref("CurrentSubscription"),
+                    "`hasSubscription` is true while a subscription gives access.",
+                ),
+                **_common_errors(body=False),
+            },
+        }
+    }
+
+
+def _portal(flavour: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": f"createPortalSession{flavour}",
+            "summary": "Open Stripe's customer portal (card, invoices, change plan, cancel)",
+            "tags": ["subscriptions"],
+            "requestBody": _body("PortalRequest", required=False),
+            "responses": {
+                "200": _json(_ref("PortalResponse"), "Redirect the user here."),
+                "400": _error(
+                    "`no_billing_account`, `invalid_redirect_url`, `validation_error` or "
+                    "`invalid_json`."
+                ),
+                **_common_errors(body=True),
+                "502": _response("PaymentProviderUnavailable"),
+                "503": _response("ServiceUnavailable"),
+            },
+        }
+    }
+
+
+def _credits(flavour: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": f"getCreditBalance{flavour}",
+            "summary": "Credit balance, totals and the latest ledger entries",
+            "tags": ["credits"],
+            "responses": {
+                "200": _json(_ref("CreditBalance"), "The balance is derived from the ledger."),
+                **_common_errors(body=False),
+            },
+        }
+    }
+
+
+def _both_flavours(path: str, operations: Any) -> dict[str, Any]:
+    """The JWT path and its `/api` twin (API key), as API.md defines every endpoint."""
+    jwt_ops, key_ops = operations("WithToken"), operations("WithApiKey")
+    for operation in jwt_ops.values():
+        operation["security"] = JWT_SECURITY
+    for operation in key_ops.values():
+        operation["security"] = API_KEY_SECURITY
+    return {path: jwt_ops, f"{path}/api": key_ops}
+
+
+def _public_paths() -> dict[str, Any]:
+    return {
+        "/auth/token": {
+            "post": {
+                "operationId": "createAccessToken",
+                "summary": "Exchange email and password for a JWT access token",
+                "tags": ["auth"],
+                "security": [],
+                "requestBody": _body("TokenRequest", required=True),
+                "responses": {
+                    "200": _json(_ref("TokenResponse"), "Send as `Authorization: Bearer …`."),
+                    "400": _response("BadRequest"),
+                    **_common_errors(body=True),
+                },
+            }
+        },
+        "/plans": {
+            "get": {
+                "operationId": "listPlans",
+                "summary": "The plans we sell: names, copy, credits and prices for both cycles",
+                "tags": ["plans"],
+                "security": [],
+                "responses": {
+                    "200": _json(_ref("PlanList"), "In display order."),
+                    "429": _response("RateLimited"),
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "operationId": "getOpenApiDocument",
+                "summary": "This document",
+                "tags": ["meta"],
+                "security": [],
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1.",
+                        "content": {JSON: {"schema": {"type": "object"}}},
+                    },
+                    "429": _response("RateLimited"),
+                },
+            }
+        },
+    }
+
+
+@cache
+def _document() -> dict[str, Any]:
+    paths = _public_paths()
+    paths |= _both_flavours("/subscriptions/checkout", _checkout)
+    paths |= _both_flavours("/subscriptions/current", _current)
+    paths |= _both_flavours("/subscriptions/portal", _portal)
+    paths |= _both_flavours("/credits/balance", _credits)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "LLMGen subscription API",
+            "version": "1.0.0",
+            "description": "Subscribe to a plan through Stripe Checkout, read the current "
+            "subscription, open the billing portal and read credits. Every authenticated "
+            "endpoint exists twice: the plain path takes a JWT access token from `/auth/token`, "
+            "the same path with `/api` appended takes an API key (`llmgen_…`) created on the "
+            "account page. Each flavour refuses the other's credential with 401. Errors are "
+            '`{"error": {"code", "message"}}` with a stable `code`.',
+        },
+        "servers": [{"url": "/api/v1"}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": RESPONSES,
+            "securitySchemes": {
+                "accessToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "From `POST /auth/token`; valid for `expiresIn` seconds.",
+                },
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "llmgen_<secret>",
+                    "description": "Created on the account page; shown once.",
+                },
+            },
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may not mutate the cached one)."""
+    return copy.deepcopy(_document())

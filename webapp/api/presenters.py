@@ -1,0 +1,95 @@
+"""Our objects as the API's camelCase JSON. Names and features come from the published copy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from webapp.billing import CreditSummary
+from webapp.catalog import Catalog, Plan, Price
+from webapp.models import CreditEntry, Subscription
+from webapp.plan_copy import PublishedCopy
+
+
+def iso_z(moment: datetime | None) -> str | None:
+    """`2024-01-15T00:00:00Z`: ISO 8601 in UTC, as API.md shows."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def dollars(cents: int) -> float:
+    return round(cents / 100, 2)
+
+
+def checkout_plan(plan: Plan, price: Price, copy: PublishedCopy) -> dict[str, Any]:
+    return {
+        "id": plan.id,
+        "name": copy.plan(plan.id)["name"],
+        "monthlyCredits": plan.monthly_credits,
+        "priceCents": price.amount_cents,
+    }
+
+
+def plan_details(plan: Plan, price: Price, copy: PublishedCopy) -> dict[str, Any]:
+    plan_copy = copy.plan(plan.id)
+    return {
+        "id": plan.id,
+        "name": plan_copy["name"],
+        "monthlyCredits": plan.monthly_credits,
+        "price": dollars(price.amount_cents),
+        "features": list(plan_copy["features"]),
+    }
+
+
+def subscription(row: Subscription) -> dict[str, Any]:
+    return {
+        "plan": row.plan_id,
+        "status": row.status,
+        "billingCycle": row.cycle,
+        "currentPeriodStart": iso_z(row.current_period_start),
+        "currentPeriodEnd": iso_z(row.current_period_end),
+        "cancelAtPeriodEnd": bool(row.cancel_at_period_end),
+    }
+
+
+def public_plan(plan: Plan, copy: PublishedCopy) -> dict[str, Any]:
+    plan_copy = copy.plan(plan.id)
+    return {
+        "id": plan.id,
+        "name": plan_copy["name"],
+        "tagline": plan_copy["tagline"],
+        "description": plan_copy["description"],
+        "features": list(plan_copy["features"]),
+        "badge": plan_copy["badge"],
+        "highlighted": bool(plan_copy["highlighted"]),
+        "monthlyCredits": plan.monthly_credits,
+        "prices": {
+            cycle: {"priceCents": price.amount_cents, "price": dollars(price.amount_cents)}
+            for cycle, price in plan.prices.items()
+        },
+    }
+
+
+def plans(catalog: Catalog, copy: PublishedCopy) -> dict[str, Any]:
+    ordered = sorted(catalog.plans.values(), key=lambda p: copy.plan(p.id)["display_order"])
+    return {"currency": catalog.currency, "plans": [public_plan(p, copy) for p in ordered]}
+
+
+def credit_entry(entry: CreditEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "amount": entry.amount,
+        "kind": entry.kind,
+        "description": entry.description,
+        "createdAt": iso_z(entry.created_at),
+    }
+
+
+def credits(summary: CreditSummary) -> dict[str, Any]:
+    return {
+        "balance": summary.balance,
+        "totalGranted": summary.total_granted,
+        "totalUsed": summary.total_used,
+        "recentTransactions": [credit_entry(entry) for entry in summary.recent],
+    }

@@ -1,0 +1,54 @@
+"""Reading and validating JSON request bodies, with the API's error codes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from webapp.api.errors import ApiError, validation_error
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_object(allowed_fields: set[str]) -> dict[str, Any]:
+    """The request body as a JSON object; `{}` when there is no body at all.
+
+    415 for a body that is not declared as JSON, 400 `invalid_json` for one that does not parse,
+    400 `validation_error` for anything but an object or for fields the endpoint does not know
+    (a typo such as `success_url` must not silently fall back to a default).
+    """
+    data = request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH, before anything is parsed
+    if not data:
+        return {}
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "Send the body as application/json.")
+    try:
+        payload = json.loads(data, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+    if not isinstance(payload, dict):
+        raise validation_error("The request body must be a JSON object.")
+    unknown = sorted(set(payload) - allowed_fields)
+    if unknown:
+        raise validation_error(f"Unknown field: {unknown[0]!r}.")
+    return payload
+
+
+def string_field(
+    payload: dict[str, Any], name: str, *, required: bool = False, max_length: int = 2048
+) -> str | None:
+    """`payload[name]` if it is a string; None when absent and optional."""
+    if name not in payload:
+        if required:
+            raise validation_error(f"{name} is required.")
+        return None
+    value = payload[name]
+    if not isinstance(value, str):
+        raise validation_error(f"{name} must be a string.")
+    if len(value) > max_length:
+        raise validation_error(f"{name} must be at most {max_length} characters.")
+    return value

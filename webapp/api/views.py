@@ -1,0 +1,194 @@
+"""The JSON API of `../shared/API.md`, under /api/v1.
+
+Every authenticated endpoint is registered twice by `dual_route`: the plain path takes a JWT access
+token, the same path with `/api` appended takes an API key. The views call the same billing
+functions as the web pages; nothing here writes billing state itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask_limiter.util import get_remote_address
+
+from webapp import billing
+from webapp.api import presenters
+from webapp.api.credentials import api_user, credential_rate_key, require_api_key, require_jwt
+from webapp.api.errors import ApiError, unauthorized
+from webapp.api.openapi import openapi_document
+from webapp.api.requests import json_object, string_field
+from webapp.api.tokens import issue_access_token
+from webapp.auth.forms import MAX_PASSWORD_LENGTH
+from webapp.auth.views import authenticate
+from webapp.catalog import CYCLES, UnknownPlan, get_catalog
+from webapp.extensions import csrf, limiter
+from webapp.plan_copy import published_copy
+from webapp.security import is_allowed_redirect_url
+from webapp.stripe_gateway import PaymentProviderError, ProviderUnavailable
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
+
+# Token-authenticated: no cookies are read, so there is nothing for CSRF to protect.
+csrf.exempt(bp)
+
+
+def _api_limit() -> str:
+    return current_app.config["API_RATE_LIMIT"]
+
+
+def _token_limit() -> str:
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+# One budget per credential and one per IP, each shared by every endpoint of the API.
+limiter.shared_limit(_api_limit, scope="api-credential", key_func=credential_rate_key)(bp)
+limiter.shared_limit(_api_limit, scope="api-ip", key_func=get_remote_address)(bp)
+
+
+def dual_route(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register `rule` for JWT callers and `rule + "/api"` for API-key callers."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        name = view.__name__
+        bp.add_url_rule(rule, name, require_jwt(view), **options)
+        bp.add_url_rule(f"{rule}/api", f"{name}_api", require_api_key(view), **options)
+        return view
+
+    return decorator
+
+
+# --- Errors -----------------------------------------------------------------------------------
+
+
+@bp.errorhandler(ApiError)
+def handle_api_error(exc: ApiError) -> Response:
+    return exc.response()
+
+
+@bp.errorhandler(billing.BillingError)
+def handle_billing_error(exc: billing.BillingError) -> Response:
+    return ApiError(exc.status, exc.code, exc.message).response()
+
+
+@bp.errorhandler(PaymentProviderError)
+def handle_payment_provider_error(exc: PaymentProviderError) -> Response:
+    log.warning("API %s %s: payment provider error: %s", request.method, request.path, exc)
+    # Unreachable or overloaded: a retry may work (503). Anything else Stripe refused: 502.
+    status = 503 if isinstance(exc, ProviderUnavailable) else 502
+    return ApiError(status, "payment_provider_unavailable", exc.user_message).response()
+
+
+# --- Public -----------------------------------------------------------------------------------
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(openapi_document())
+
+
+@bp.get("/plans")
+def plans() -> Response:
+    return jsonify(presenters.plans(get_catalog(), published_copy()))
+
+
+@bp.post("/auth/token")
+@limiter.limit(_token_limit, key_func=get_remote_address)
+def token() -> Response:
+    body = json_object({"email", "password"})
+    email = string_field(body, "email", required=True, max_length=254)
+    password = string_field(body, "password", required=True, max_length=MAX_PASSWORD_LENGTH)
+    user = authenticate(email or "", password or "")
+    if user is None:
+        # Same answer for an unknown email and a wrong password: no account enumeration.
+        raise unauthorized("Incorrect email or password.")
+    issued = issue_access_token(user)
+    return jsonify(accessToken=issued.token, tokenType="Bearer", expiresIn=issued.expires_in)
+
+
+# --- Subscriptions ----------------------------------------------------------------------------
+
+
+def _redirect_url(body: dict[str, Any], field: str, default_endpoint: str) -> str:
+    """`body[field]` if it points at an allowed host, else the site's default page."""
+    value = string_field(body, field)
+    if value is None:
+        return url_for(default_endpoint, _external=True)
+    allowed = current_app.config["ALLOWED_REDIRECT_HOSTS"] or [request.host]
+    if not is_allowed_redirect_url(value, allowed):
+        raise ApiError(
+            400,
+            "invalid_redirect_url",
+            f"{field} must be an absolute http(s) URL on an allowed host.",
+        )
+    return value
+
+
+def _plan_and_cycle(body: dict[str, Any]) -> tuple[str, str]:
+    plan_id = string_field(body, "planId", required=True) or ""
+    cycle = string_field(body, "billingCycle")
+    cycle = "monthly" if cycle is None else cycle
+    try:
+        get_catalog().plan(plan_id)
+    except UnknownPlan:
+        raise ApiError(
+            400, "invalid_plan", f"Unknown planId. Choose one of: {_plan_ids()}."
+        ) from None
+    if cycle not in CYCLES:
+        raise ApiError(400, "invalid_billing_cycle", "billingCycle must be 'monthly' or 'yearly'.")
+    return plan_id, cycle
+
+
+def _plan_ids() -> str:
+    return ", ".join(get_catalog().plans)
+
+
+@dual_route("/subscriptions/checkout", methods=["POST"])
+def checkout() -> Response:
+    body = json_object({"planId", "billingCycle", "successUrl", "cancelUrl"})
+    plan_id, cycle = _plan_and_cycle(body)
+    success_url = _redirect_url(body, "successUrl", "account.index")
+    cancel_url = _redirect_url(body, "cancelUrl", "pricing.index")
+    try:
+        started = billing.start_checkout(
+            api_user(), plan_id, cycle, success_url=success_url, cancel_url=cancel_url
+        )
+    except UnknownPlan:  # the catalog changed between our check and billing's: same answer
+        raise ApiError(400, "invalid_plan", "Unknown planId.") from None
+    return jsonify(
+        sessionId=started.session_id,
+        url=started.url,
+        plan=presenters.checkout_plan(started.plan, started.price, published_copy()),
+    )
+
+
+@dual_route("/subscriptions/current", methods=["GET"])
+def current() -> Response:
+    row = billing.live_subscription(api_user().id)
+    if not billing.has_access(row):
+        return jsonify(hasSubscription=False, subscription=None, planDetails=None)
+    assert row is not None  # has_access(None) is False
+    plan = get_catalog().plan(row.plan_id)
+    return jsonify(
+        hasSubscription=True,
+        subscription=presenters.subscription(row),
+        planDetails=presenters.plan_details(plan, plan.price(row.cycle), published_copy()),
+    )
+
+
+@dual_route("/subscriptions/portal", methods=["POST"])
+def portal() -> Response:
+    body = json_object({"returnUrl"})
+    return_url = _redirect_url(body, "returnUrl", "account.index")
+    return jsonify(url=billing.create_portal_session(api_user(), return_url))
+
+
+# --- Credits ----------------------------------------------------------------------------------
+
+
+@dual_route("/credits/balance", methods=["GET"])
+def credits_balance() -> Response:
+    return jsonify(presenters.credits(billing.credit_summary(api_user().id)))
