@@ -215,6 +215,14 @@ class Webhooks:
                 self._worker.start()
             return self._worker
 
+    def stop_worker(self) -> None:
+        """Stop this process's background worker (tests and live servers shutting down)."""
+        with self._worker_lock:
+            if self._worker is not None:
+                self._worker.stop()
+                self._worker.join(5)
+                self._worker = None
+
     def delivery_log(self, limit: int = 50) -> list[SandboxDelivery]:
         with Session(self.sandbox.engine, expire_on_commit=False) as session:
             query = select(SandboxDelivery).order_by(SandboxDelivery.id.desc()).limit(limit)
@@ -229,14 +237,21 @@ class DeliveryWorker(threading.Thread):
         self.webhooks = webhooks
         self.pid = os.getpid()
         self._wake = threading.Event()
+        self._stopped = False
 
     def wake(self) -> None:
         self._wake.set()
 
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+
     def run(self) -> None:
-        while True:
+        while not self._stopped:
             self._wake.wait(timeout=1.0)
             self._wake.clear()
+            if self._stopped:
+                break
             try:
                 self.webhooks.deliver_due()
             except Exception:  # the worker must outlive a database hiccup; it retries next pass
