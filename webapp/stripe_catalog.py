@@ -30,7 +30,7 @@ def _plan_products(gateway: StripeGateway) -> dict[str, object]:
     """Our products on Stripe, by the plan id in their metadata."""
     found = {}
     for product in gateway.list_products():
-        plan_id = (product.metadata or {}).get("plan_id")
+        plan_id = product.metadata.to_dict().get("plan_id") if product.metadata else None
         if plan_id and product.active:
             found[plan_id] = product
     return found
