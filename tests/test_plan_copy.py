@@ -290,3 +290,27 @@ def test_import_refuses_invalid_copy_and_prices(app, runner, tmp_path):
     path.write_text("{not json", encoding="utf-8")
     result = runner.invoke(args=["copy", "import", str(path)])
     assert result.exit_code == 1 and "not valid JSON" in result.output
+
+
+def test_a_plan_added_to_the_catalog_after_a_publish_still_has_copy(app):
+    with app.app_context():
+        plan_copy.current_version()
+    with app.app_context():
+        stored = default_document(app)
+        del stored["plans"]["agency"]  # as if agency were added to catalog.toml later
+        db.session.execute(
+            CopyRevision.__table__.update().where(CopyRevision.number == 1).values(document=stored)
+        )
+        db.session.commit()
+    with app.app_context():
+        published = plan_copy.published_copy()
+        assert published.plan("agency")["name"] == "Agency"
+    assert "Agency" in app.test_client().get("/pricing").get_data(as_text=True)
+
+
+def test_api_plans_show_the_published_copy(app):
+    if "api" not in app.blueprints:
+        pytest.skip("the JSON API is not registered in this tree")
+    publish(app, with_tagline(app, "From the API"))
+    body = app.test_client().get("/api/v1/plans").get_json()
+    assert "From the API" in json.dumps(body)

@@ -419,7 +419,19 @@ def _revision_document(number: int) -> dict[str, Any]:
     document = db.session.scalar(select(CopyRevision.document).where(CopyRevision.number == number))
     if document is None:
         raise UnknownRevision(f"no copy revision {number}")
-    return document
+    return with_catalog_defaults(document)
+
+
+def with_catalog_defaults(document: dict[str, Any]) -> dict[str, Any]:
+    """`document`, plus the catalog's default copy for any plan it predates.
+
+    Engineering may add a plan to the catalog after copy was published; its card must still render.
+    """
+    defaults = get_catalog().default_copy()["plans"]
+    missing = {pid: copy for pid, copy in defaults.items() if pid not in document["plans"]}
+    if not missing:
+        return document
+    return {**document, "plans": {**document["plans"], **deepcopy_module.deepcopy(missing)}}
 
 
 def _create_first_revision() -> None:
@@ -592,7 +604,7 @@ def revert_to(
     """Publish revision `number`'s copy again, as a new revision."""
     target = get_revision(number)
     return publish(
-        deepcopy_module.deepcopy(target.document),
+        deepcopy_module.deepcopy(with_catalog_defaults(target.document)),
         author_label=author_label,
         author_id=author_id,
         base_revision=expected_latest,
