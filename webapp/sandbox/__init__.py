@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Flask
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,9 @@ class Sandbox:
         # Where hosted pages are when no site request tells us (CLI, standalone server).
         self.public_url: str | None = app.config.get("SANDBOX_PUBLIC_URL") or None
         self.webhooks = Webhooks(self, app)
+        # When the app lets go of its database (tests tearing an app down), its background
+        # worker stops too, instead of polling tables that may be gone.
+        event.listen(self.engine, "engine_disposed", lambda _engine: self.webhooks.stop_worker())
         self.faults = Faults(self)
         self.api = SandboxAPI(self)
 

@@ -220,7 +220,8 @@ class Webhooks:
         with self._worker_lock:
             if self._worker is not None:
                 self._worker.stop()
-                self._worker.join(5)
+                if self._worker is not threading.current_thread():
+                    self._worker.join(5)
                 self._worker = None
 
     def delivery_log(self, limit: int = 50) -> list[SandboxDelivery]:
