@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -14,6 +16,10 @@ ALLOWED_ATTRIBUTES = {"a": {"href"}}
 ALLOWED_URL_SCHEMES = {"http", "https", "mailto"}
 
 
+# Every logged-in pricing page renders the same few dozen copy strings; parsing and sanitising
+# them each time cost more than the rest of the page. The copy changes only on a publish, so a
+# bounded cache keyed by the text itself never serves stale HTML.
+@lru_cache(maxsize=1024)
 def render_markdown(text: str) -> Markup:
     """Markdown to HTML that is safe to put in a page, whatever `text` holds."""
     html = _markdown.render(text or "")
