@@ -1,4 +1,4 @@
-"""gunicorn settings: `gunicorn wsgi:app` reads this file from the working directory."""
+"""gunicorn settings: `gunicorn --config gunicorn.conf.py wsgi:app` (see README, "Deploying")."""
 
 import multiprocessing
 import os
@@ -14,5 +14,11 @@ keepalive = 5
 max_requests = 5000
 max_requests_jitter = 500
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+# The usual combined format plus the duration and the app's request id (X-Request-ID), so an
+# access line can be matched with the application's log lines of the same request.
+access_log_format = (
+    '%(h)s - - %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms %({x-request-id}o)s'
+)
 errorlog = "-"
+# Only these addresses may tell us the original scheme (X-Forwarded-Proto): the reverse proxy.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
