@@ -50,7 +50,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from webapp import catalog, database, stripe_gateway
-    from webapp.extensions import csrf, limiter, login_manager, migrate
+    from webapp.extensions import compress, csrf, limiter, login_manager, migrate
 
     catalog.init_app(app)
     database.init_app(app)
@@ -59,15 +59,31 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     login_manager.init_app(app)
     stripe_gateway.init_app(app)
+    compress.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:
     from webapp.account.views import bp as account_bp
     from webapp.admin.views import bp as admin_bp
+    from webapp.api.keys_views import bp as api_keys_bp
+    from webapp.api.views import bp as api_bp
     from webapp.auth.views import bp as auth_bp
+    from webapp.checkout.views import bp as checkout_bp
+    from webapp.health.views import bp as health_bp
     from webapp.pricing.views import bp as pricing_bp
+    from webapp.webhooks.views import bp as webhooks_bp
 
-    for blueprint in (pricing_bp, auth_bp, account_bp, admin_bp):
+    for blueprint in (
+        pricing_bp,
+        auth_bp,
+        account_bp,
+        checkout_bp,
+        webhooks_bp,
+        admin_bp,
+        api_bp,
+        api_keys_bp,
+        health_bp,
+    ):
         app.register_blueprint(blueprint)
 
 

@@ -37,8 +37,51 @@ def create_user(email: str, password: str, role: str) -> None:
     click.echo(f"created user {user.id} <{email}> with role {role}")
 
 
+webhooks_cli = AppGroup("webhooks", help="Inspect and re-process Stripe webhook events.")
+
+
+@webhooks_cli.command("replay")
+@click.argument("event_id", required=False)
+@click.option("--failed", is_flag=True, help="Re-process every event whose processing failed.")
+def replay_events(event_id: str | None, failed: bool) -> None:
+    """Re-process EVENT_ID (or every failed event) from the event ledger."""
+    from webapp import billing
+
+    if bool(event_id) == failed:
+        raise click.UsageError("give either an EVENT_ID or --failed")
+    event_ids = billing.failed_event_ids() if failed else [event_id]
+    problems = 0
+    for current in event_ids:
+        try:
+            outcome = billing.replay_event(current)
+        except LookupError as exc:
+            raise click.ClickException(str(exc)) from None
+        problems += outcome.status == "failed"
+        click.echo(
+            f"{current}: {outcome.status}" + (f" ({outcome.error})" if outcome.error else "")
+        )
+    if not event_ids:
+        click.echo("no failed events")
+    if problems:
+        raise click.ClickException(f"{problems} event(s) failed again")
+
+
+credits_cli = AppGroup("credits", help="The credits ledger.")
+
+
+@credits_cli.command("grant-due")
+def grant_due() -> None:
+    """Grant the monthly credits due to yearly subscribers (idempotent; run it hourly)."""
+    from webapp import billing
+
+    count = billing.grant_due_credits()
+    click.echo(f"granted {count} monthly credit grant(s)")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
-    app.cli.add_command(copy_cli)
     app.cli.add_command(stripe_cli)
     app.cli.add_command(stripe_gateway.sandbox_cli())
+    app.cli.add_command(copy_cli)
+    app.cli.add_command(webhooks_cli)
+    app.cli.add_command(credits_cli)

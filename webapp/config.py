@@ -98,6 +98,19 @@ class Config:
         self.LOGIN_RATE_LIMIT = env.get("LOGIN_RATE_LIMIT", "10 per minute")
         self.API_RATE_LIMIT = env.get("API_RATE_LIMIT", "120 per minute")
 
+        # Compress text responses (HTML, CSS, JSON) for clients that accept it.
+        self.COMPRESS_MIMETYPES = [
+            "text/html",
+            "text/css",
+            "text/plain",
+            "application/json",
+            "image/svg+xml",
+        ]
+        self.COMPRESS_MIN_SIZE = 500
+        self.COMPRESS_ALGORITHM = ["gzip"]
+        # Static files are streamed from disk; Flask-Compress's default for streams omits gzip.
+        self.COMPRESS_ALGORITHM_STREAMING = ["gzip"]
+
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         self.LOG_FORMAT = env.get("LOG_FORMAT", "text")  # "json" in production
 

@@ -1,5 +1,6 @@
 """Extension objects, created unbound here and bound to the app in `create_app`."""
 
+from flask_compress import Compress
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -28,3 +29,4 @@ migrate = Migrate()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+compress = Compress()

@@ -6,10 +6,12 @@ import hashlib
 from functools import cache
 from pathlib import Path
 
-from flask import Flask, url_for
+from flask import Flask, Response, request, url_for
 
 from webapp.catalog import format_money
 from webapp.markup import render_markdown
+
+ONE_YEAR = 365 * 24 * 3600
 
 
 def format_number(value: int) -> str:
@@ -26,6 +28,16 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["number"] = format_number
     app.jinja_env.filters["markdown"] = render_markdown
+
+    @app.after_request
+    def cache_fingerprinted_assets(response: Response) -> Response:
+        # A fingerprinted URL never changes content, so browsers may keep it for a year.
+        if request.endpoint == "static" and "v" in request.args and response.status_code == 200:
+            response.cache_control.no_cache = None  # send_file's default would force revalidation
+            response.cache_control.public = True
+            response.cache_control.max_age = ONE_YEAR
+            response.cache_control.immutable = True
+        return response
 
     @app.template_global()
     def asset(filename: str) -> str:

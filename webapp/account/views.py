@@ -1,14 +1,51 @@
-"""The account page: who you are, your plan and your credits."""
+"""The account page (plan, credits) and the way into Stripe's billing portal."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import logging
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
 
-bp = Blueprint("account", __name__, url_prefix="/account")
+from webapp import billing
+from webapp.auth.forms import EmptyForm
+from webapp.catalog import get_catalog
+from webapp.stripe_gateway import PaymentProviderError
+
+bp = Blueprint("account", __name__)
+log = logging.getLogger(__name__)
 
 
-@bp.get("")
+@bp.get("/account")
 @login_required
 def index() -> str:
-    return render_template("account/index.html", user=current_user)
+    subscription = billing.latest_subscription(current_user.id)
+    plan = get_catalog().plan(subscription.plan_id) if subscription else None
+    return render_template(
+        "account/index.html",
+        user=current_user,
+        subscription=subscription,
+        plan=plan,
+        has_access=billing.has_access(subscription),
+        credits=billing.credit_summary(current_user.id),
+        form=EmptyForm(),
+    )
+
+
+@bp.post("/billing/portal")
+@login_required
+def portal() -> Response | tuple[str, int]:
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        url = billing.create_portal_session(
+            current_user, return_url=url_for("account.index", _external=True)
+        )
+    except billing.NoBillingAccount:
+        flash("You have no billing account yet. Choose a plan to get started.", "info")
+        return redirect(url_for("account.index"), code=303)
+    except PaymentProviderError as exc:
+        log.warning("portal for user %s failed at the payment provider: %s", current_user.id, exc)
+        return render_template("errors/502.html", status=502), 502
+    return redirect(url, code=303)

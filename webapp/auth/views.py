@@ -53,10 +53,15 @@ def plan_summary(choice: tuple[str, str] | None) -> str | None:
     return f"{plan.default_copy['name']}, {choice[1]}"
 
 
-def continue_after_auth(choice: tuple[str, str] | None, next_url: str | None = None) -> Response:
+def continue_after_auth(
+    choice: tuple[str, str] | None, next_url: str | None = None
+) -> Response | tuple[str, int]:
     """Where a freshly logged-in person goes: on with their plan, to `next`, or their account."""
     if choice is not None:
-        return redirect(url_for("pricing.index", plan=choice[0], cycle=choice[1]), code=303)
+        # Straight on to Stripe Checkout for the plan they picked, without picking again.
+        from webapp.checkout.views import begin_checkout
+
+        return begin_checkout(*choice)
     if is_safe_next(next_url):
         return redirect(next_url, code=303)
     return redirect(url_for("account.index"), code=303)

@@ -67,6 +67,8 @@ class CreditEntry(db.Model):
     kind: Mapped[str] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(String(255))
     grant_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # The subscription month a grant belongs to ("sub_…:2026-01-15"), for upgrade top-ups.
+    period_key: Mapped[str | None] = mapped_column(String(255), index=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

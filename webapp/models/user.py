@@ -36,6 +36,9 @@ class User(UserMixin, db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # One Stripe customer per user, set once (compare-and-set in billing.ensure_customer).
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    # Bumped when Stripe deletes the customer, so the next one is created with a fresh
+    # idempotency key instead of replaying the deleted customer.
+    stripe_customer_generation: Mapped[int] = mapped_column(default=0)
 
     def set_password(self, password: str) -> None:
         # Werkzeug's default is scrypt, a memory-hard KDF.

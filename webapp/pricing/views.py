@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, render_template, request, session
+from flask_login import current_user
 
+from webapp import billing
+from webapp.auth.forms import EmptyForm
 from webapp.catalog import CYCLES, Catalog, Plan, get_catalog
 from webapp.plan_copy import PublishedCopy, published_copy
 
@@ -59,11 +63,61 @@ def render_pricing(copy: PublishedCopy, **extra: Any) -> str:
         page=copy.page,
         cycle=cycle,
         highlight=highlight if highlight in catalog.plans else None,
+        **visitor_context(),
         **extra,
     )
+
+
+class RenderedPageCache:
+    """Rendered anonymous pricing pages, per copy version, cycle and highlighted plan.
+
+    Keyed by the published copy version, so a publish is served at once by every worker; entries
+    of older versions are dropped on the first request that sees a new one.
+    """
+
+    def __init__(self) -> None:
+        self._version: int | None = None
+        self._pages: dict[tuple[str | None, ...], str] = {}
+        self._lock = threading.Lock()
+
+    def get_or_render(self, version: int, key: tuple[str | None, ...], render) -> str:
+        with self._lock:
+            if version != self._version:
+                self._version, self._pages = version, {}
+            page = self._pages.get(key)
+        if page is None:
+            page = render()
+            with self._lock:
+                if version == self._version:
+                    self._pages[key] = page
+        return page
+
+
+def _anonymous_pages() -> RenderedPageCache:
+    # One cache per app: copy versions are only comparable within one database.
+    return current_app.extensions.setdefault("pricing_page_cache", RenderedPageCache())
 
 
 @bp.get("/")
 @bp.get("/pricing")
 def index() -> str:
-    return render_pricing(published_copy())
+    copy = published_copy()
+    # Pages for a logged-in visitor carry their plan and CSRF tokens; flashes are per person.
+    if current_user.is_authenticated or session.get("_flashes"):
+        return render_pricing(copy)
+    cycle = selected_cycle(request.args.get("cycle"))
+    plan = request.args.get("plan")
+    key = (request.path, cycle, plan if plan in get_catalog().plans else None)
+    return _anonymous_pages().get_or_render(copy.version, key, lambda: render_pricing(copy))
+
+
+def visitor_context() -> dict[str, Any]:
+    """What the cards need to know about a logged-in visitor: their plan, and forms to post."""
+    if not current_user.is_authenticated:
+        return {}
+    subscription = billing.live_subscription(current_user.id)
+    return {
+        "current_plan": subscription.plan_id if subscription else None,
+        "current_cycle": subscription.cycle if subscription else None,
+        "form": EmptyForm(),
+    }

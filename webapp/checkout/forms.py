@@ -1,0 +1,9 @@
+"""The checkout form: a plan and a cycle, chosen on the pricing page."""
+
+from flask_wtf import FlaskForm
+from wtforms import HiddenField
+
+
+class CheckoutForm(FlaskForm):
+    plan = HiddenField()
+    cycle = HiddenField()

@@ -1,0 +1,94 @@
+"""Checkout: start a Stripe Checkout Session, and the pages Stripe sends the buyer back to."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from werkzeug.wrappers import Response
+
+from webapp import billing
+from webapp.catalog import CYCLES, UnknownPlan, get_catalog
+from webapp.checkout.forms import CheckoutForm
+from webapp.stripe_gateway import PaymentProviderError
+
+bp = Blueprint("checkout", __name__, url_prefix="/checkout")
+log = logging.getLogger(__name__)
+
+# The processing page refreshes itself this many times (every 2 s) before giving up politely.
+MAX_SUCCESS_REFRESHES = 15
+
+
+def success_url() -> str:
+    # Stripe fills in {CHECKOUT_SESSION_ID}; url_for would percent-encode the braces.
+    return url_for("checkout.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
+
+
+def begin_checkout(plan_id: str, cycle: str) -> Response | tuple[str, int]:
+    """Send the logged-in user to Stripe Checkout for a plan, or explain why not."""
+    try:
+        started = billing.start_checkout(
+            current_user,
+            plan_id,
+            cycle,
+            success_url=success_url(),
+            cancel_url=url_for("checkout.cancel", plan=plan_id, cycle=cycle, _external=True),
+        )
+    except UnknownPlan:
+        return render_template("checkout/unknown_plan.html"), 400
+    except billing.SubscriptionExists:
+        flash("You already have a plan. Use Manage billing to switch or cancel.", "info")
+        return redirect(url_for("account.index"), code=303)
+    except billing.CatalogMismatch as exc:
+        return render_template("errors/503.html", status=503, message=exc.message), 503
+    except PaymentProviderError as exc:
+        log.warning("checkout for user %s failed at the payment provider: %s", current_user.id, exc)
+        return render_template("errors/502.html", status=502), 502
+    return redirect(started.url, code=303)
+
+
+@bp.post("")
+@login_required
+def start() -> Response | tuple[str, int]:
+    form = CheckoutForm()
+    if not form.validate_on_submit():
+        abort(400)
+    if form.cycle.data not in CYCLES:
+        return render_template("checkout/unknown_plan.html"), 400
+    return begin_checkout(form.plan.data, form.cycle.data)
+
+
+@bp.get("/success")
+@login_required
+def success() -> str | tuple[str, int]:
+    session_id = request.args.get("session_id", "")
+    refreshes = request.args.get("refresh", "0")
+    refreshes = int(refreshes) if refreshes.isdigit() else 0
+    if not session_id.startswith("cs_") or len(session_id) > 255:
+        abort(404)
+    try:
+        result = billing.fulfil_checkout(session_id, user_id=current_user.id)
+    except billing.CheckoutNotFound:
+        abort(404)
+    except PaymentProviderError as exc:
+        log.warning("success page for %s: payment provider error: %s", session_id, exc)
+        return render_template("errors/502.html", status=502), 502
+    if result.status == "complete":
+        return render_template("checkout/success.html", result=result)
+    if result.status in ("processing", "open") and refreshes < MAX_SUCCESS_REFRESHES:
+        next_url = url_for("checkout.success", session_id=session_id, refresh=refreshes + 1)
+        return render_template("checkout/processing.html", result=result, refresh_url=next_url)
+    return render_template("checkout/processing.html", result=result, refresh_url=None)
+
+
+@bp.get("/cancel")
+def cancel() -> str:
+    plan_id, cycle = request.args.get("plan"), request.args.get("cycle")
+    catalog = get_catalog()
+    plan = catalog.plans.get(plan_id or "")
+    return render_template(
+        "checkout/cancel.html",
+        plan=plan,
+        cycle=cycle if cycle in CYCLES else "monthly",
+    )
