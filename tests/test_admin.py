@@ -379,6 +379,8 @@ def test_second_publisher_is_warned_and_nothing_is_overwritten(app, editor):
     post_editor(other, max_document)
 
     post_button(editor, f"{EDITOR}/publish")  # Mia publishes revision 2 first.
+    preview = other.get(f"{EDITOR}/preview").get_data(as_text=True)
+    assert "Revision 2 has been published since" in preview
     response = post_button(other, f"{EDITOR}/publish")
     assert response.status_code == 303
     page = other.get(EDITOR).get_data(as_text=True)

@@ -143,6 +143,7 @@ def preview() -> Response | str:
         PublishedCopy(draft.base_revision, draft.document),
         banner_template=PREVIEW_BANNER,
         preview_draft=draft,
+        preview_latest=plan_copy.current_version(),
         preview_publish_form=EmptyForm(),
     )
 
