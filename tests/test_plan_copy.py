@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -314,3 +315,33 @@ def test_api_plans_show_the_published_copy(app):
     publish(app, with_tagline(app, "From the API"))
     body = app.test_client().get("/api/v1/plans").get_json()
     assert "From the API" in json.dumps(body)
+
+
+def test_concurrent_publishes_from_many_workers_make_exactly_one_revision(app, database_url):
+    """Several workers publish different copy on the same base at the same moment."""
+    with app.app_context():
+        plan_copy.current_version()
+    workers = [make_app(database_url) for _ in range(4)]
+    start = threading.Barrier(len(workers))
+    outcomes: list[str] = []
+
+    def publish_from(worker: Flask, index: int) -> None:
+        document = with_tagline(worker, f"Worker {index}")
+        with worker.app_context():
+            start.wait()
+            try:
+                plan_copy.publish(document, author_label=f"w{index}", base_revision=1)
+                outcomes.append("published")
+            except plan_copy.StaleDraft:
+                outcomes.append("refused")
+            finally:
+                db.session.remove()
+                db.engine.dispose()
+
+    threads = [threading.Thread(target=publish_from, args=(w, i)) for i, w in enumerate(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["published", "refused", "refused", "refused"]
+    assert sql(app, "select count(*) from copy_revisions")[0][0] == 2
