@@ -264,6 +264,16 @@ def test_crafted_price_and_credit_fields_change_nothing(app, editor, button):
             assert set(plan) == set(PLAN_FIELDS)
 
 
+@pytest.mark.parametrize("path", ADMIN_POSTS)
+def test_no_admin_post_changes_prices_or_credits(app, editor, path):
+    post_editor(editor, edited(app, tagline="Drafted"))  # so publish/rebase have a draft
+    post_button(editor, path, expected_latest="1", **CRAFTED_MONEY_FIELDS)
+    html = public_html(app)
+    for fact in ("$4.99", "$12.99", "$39.99", "$99.99", "3,000", "30,000"):
+        assert fact in html
+    assert "$0.01" not in html and "999,999" not in html
+
+
 # --- Markup injection -----------------------------------------------------------------------
 
 SCRIPT = "<script>alert('xss')</script>"
