@@ -181,7 +181,10 @@ def test_save_and_publish_in_one_step(app, editor):
 
 def test_saved_draft_is_kept_and_not_public(app, editor):
     post_editor(editor, edited(app, tagline="Draft only"))
-    assert "Draft only" in editor.get(EDITOR).get_data(as_text=True)
+    page = editor.get(EDITOR).get_data(as_text=True)
+    assert "Draft only" in page
+    assert "Your changes to revision 1 (1)" in page
+    assert "Professional · Tagline</strong>:" in page
     assert "Draft only" not in public_html(app)
     post_button(editor, f"{EDITOR}/discard")
     assert "Draft only" not in editor.get(EDITOR).get_data(as_text=True)

@@ -64,6 +64,14 @@ def _staleness(draft: CopyDraft | None, latest_number: int) -> dict[str, Any] | 
     }
 
 
+def _draft_changes(draft: CopyDraft | None) -> list[dict[str, str]]:
+    """What this editor's draft changes, compared with the revision it started from."""
+    if draft is None:
+        return []
+    base = plan_copy.get_revision(draft.base_revision)
+    return plan_copy.diff_documents(base.document, draft.document)
+
+
 def _editor_page(form: Any, draft: CopyDraft | None, status: int = 200) -> tuple[str, int]:
     latest = plan_copy.latest_revision()
     html = render_template(
@@ -72,6 +80,7 @@ def _editor_page(form: Any, draft: CopyDraft | None, status: int = 200) -> tuple
         draft=draft,
         latest=latest,
         stale=_staleness(draft, latest.number),
+        draft_changes=_draft_changes(draft),
         catalog=get_catalog(),
         limits=LIMITS,
         max_features=MAX_FEATURES,
