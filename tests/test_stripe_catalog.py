@@ -84,3 +84,37 @@ def test_the_sandbox_syncs_the_catalog_on_first_use(app: Flask):
         price = get_gateway().price_for("agency_yearly")
     assert price.lookup_key == "agency_yearly"
     assert run(app, "check-catalog").exit_code == 0
+
+
+def test_processes_syncing_at_once_create_each_price_once(app: Flask, database_url: str):
+    """Each gunicorn worker syncs on first use; together they must not double the catalog."""
+    import threading
+
+    others = [
+        make_app(
+            database_url, CATALOG_PATH=app.config["CATALOG_PATH"], SANDBOX_DELIVER_TO_SELF=False
+        )
+        for _ in range(2)
+    ]
+    errors: list[BaseException] = []
+
+    def first_use(one: Flask) -> None:
+        try:
+            with one.app_context():
+                get_gateway().price_for("starter_monthly")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_use, args=(one,)) for one in (app, *others)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    with app.app_context():
+        gateway = get_gateway()
+        assert len(gateway.list_prices(active=True)) == 8
+        assert len(gateway.list_products()) == 4
+    for one in others:
+        with one.app_context():
+            db.engine.dispose()

@@ -115,6 +115,12 @@ def sync_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
                 lookup_key=price.lookup_key,
                 metadata={"plan_id": plan.id, "cycle": price.cycle},
                 transfer_lookup_key=existing is not None,
+                # Several processes may sync at once (each gunicorn worker on first use in
+                # sandbox mode): the same key makes the later ones replay the first one's price.
+                idempotency_key=(
+                    f"catalog-price-{price.lookup_key}-{price.amount_cents}-"
+                    f"{existing.id if existing is not None else 'first'}"
+                ),
             )
             amount = f"{price.amount_cents} {price.currency}"
             report.add(f"created price {created.id} ({price.lookup_key}, {amount})")

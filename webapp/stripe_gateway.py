@@ -276,6 +276,7 @@ class StripeGateway:
         lookup_key: str,
         metadata: dict[str, str],
         transfer_lookup_key: bool = False,
+        idempotency_key: str | None = None,
     ) -> stripe.Price:
         with self._calling("create_price"):
             return self.client.v1.prices.create(
@@ -287,7 +288,8 @@ class StripeGateway:
                     "lookup_key": lookup_key,
                     "transfer_lookup_key": transfer_lookup_key,
                     "metadata": metadata,
-                }
+                },
+                options={"idempotency_key": idempotency_key} if idempotency_key else None,
             )
 
     def archive_price(self, price_id: str) -> stripe.Price:

@@ -108,14 +108,18 @@ class Webhooks:
     def deliver_due(self, *, include_late: bool = False) -> int:
         """Send every pending delivery that is due; returns how many got a 2xx."""
         delivered = 0
+        tried: set[int] = set()  # each delivery at most once per pass, even when it fails
         for _ in range(100):  # bounded: a busy queue is finished by the next pass
             with Session(self.sandbox.engine) as session:
                 query = select(SandboxDelivery.id).where(SandboxDelivery.status == "pending")
                 if not include_late:
                     query = query.where(SandboxDelivery.next_attempt_at <= time.time())
+                if tried:
+                    query = query.where(SandboxDelivery.id.not_in(tried))
                 ids = list(session.scalars(query.order_by(SandboxDelivery.id).limit(50)))
             if not ids:
                 break
+            tried.update(ids)
             sent = [self._deliver(delivery_id) for delivery_id in ids]
             delivered += sum(1 for ok in sent if ok)
             if not any(ok is not None for ok in sent):
