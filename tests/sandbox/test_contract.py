@@ -46,6 +46,7 @@ SDK_CLASSES: dict[str, type] = {
     "line_item": stripe.InvoiceLineItem,
     "event": stripe.Event,
     "payment_method": stripe.PaymentMethod,
+    "item": stripe.LineItem,  # a checkout session's line item
 }
 
 
@@ -112,6 +113,8 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
     """One raw JSON object of each type, as the sandbox sends it on the wire."""
     session = new_checkout(gateway)
     open_session = json.loads(gateway.retrieve_checkout_session(session.id).last_response.body)
+    with_items = gateway.retrieve_checkout_session(session.id, expand=["line_items"])
+    item = json.loads(with_items.last_response.body)["line_items"]["data"][0]
     assert pay(app.test_client(), session.url).status_code == 303
     done = gateway.retrieve_checkout_session(session.id)
     sub = gateway.retrieve_subscription(done.subscription)
@@ -137,6 +140,7 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
         "invoice": invoice,
         "line_item": invoice["lines"]["data"][0],
         "event": json.loads(gateway.client.v1.events.retrieve(attached.id).last_response.body),
+        "item": item,
         "payment_method": json.loads(json.dumps(attached.data.object.to_dict())),
     }
 

@@ -490,6 +490,7 @@ def session_line_items(store: Store, session: dict[str, Any]) -> dict[str, Any]:
             {
                 "id": f"li_{session['id'][8:30]}{index}",
                 "object": "item",
+                "adjustable_quantity": None,
                 "amount_discount": 0,
                 "amount_subtotal": amount,
                 "amount_tax": 0,
