@@ -25,6 +25,11 @@ def test_the_document_is_served(client):
     assert response.get_json()["openapi"].startswith("3.1")
 
 
+def test_the_document_is_valid_openapi_3_1():
+    # Validates against the OpenAPI 3.1 meta-schema bundled with schemathesis; raises if not.
+    schemathesis.openapi.from_dict(openapi_document()).validate()
+
+
 def test_every_api_route_is_documented_and_nothing_else(app: Flask):
     routes = {
         (rule.rule.removeprefix("/api/v1"), method.lower())

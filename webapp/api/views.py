@@ -168,9 +168,8 @@ def checkout() -> Response:
 @dual_route("/subscriptions/current", methods=["GET"])
 def current() -> Response:
     row = billing.live_subscription(api_user().id)
-    if not billing.has_access(row):
+    if row is None or not billing.has_access(row):
         return jsonify(hasSubscription=False, subscription=None, planDetails=None)
-    assert row is not None  # has_access(None) is False
     plan = get_catalog().plan(row.plan_id)
     return jsonify(
         hasSubscription=True,
