@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.catalog import Plan, Price, UnknownPlan, get_catalog
+from webapp.database import insert_or_ignore
 from webapp.extensions import db
 from webapp.models import CheckoutSession, CreditEntry, Subscription, User, WebhookEvent
 from webapp.models.base import utcnow
@@ -443,17 +444,17 @@ def store_subscription(stripe_subscription: Any) -> Subscription | None:
 
 def _upsert_subscription(subscription_id: str, state: dict[str, Any]) -> Subscription:
     """Our row for a subscription, updated to `state` (a racing insert of the same id is fine)."""
-    query = select(Subscription).where(Subscription.stripe_subscription_id == subscription_id)
-    row = db.session.scalar(query.with_for_update())
-    if row is None:
-        try:
-            with db.session.begin_nested():
-                row = Subscription(stripe_subscription_id=subscription_id, **state)
-                row.past_due_since = utcnow() if state["status"] == "past_due" else None
-                db.session.add(row)
-            return row
-        except IntegrityError:
-            row = db.session.scalars(query.with_for_update()).one()
+    past_due_since = utcnow() if state["status"] == "past_due" else None
+    values = {"stripe_subscription_id": subscription_id, "past_due_since": past_due_since, **state}
+    inserted = insert_or_ignore(Subscription, values, ["stripe_subscription_id"])
+    row = db.session.scalars(
+        select(Subscription)
+        .where(Subscription.stripe_subscription_id == subscription_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if inserted:
+        return row
     if state["status"] != "past_due":
         row.past_due_since = None
     elif row.status != "past_due":
@@ -504,25 +505,22 @@ def grant_credits(
     """Add one grant to the ledger; False if `grant_key` was granted already (a replay)."""
     if amount <= 0:
         return False
-    if db.session.scalar(select(CreditEntry.id).where(CreditEntry.grant_key == grant_key)):
-        return False
-    try:
-        with db.session.begin_nested():  # a savepoint: a racing duplicate fails on its own
-            db.session.add(
-                CreditEntry(
-                    user_id=user_id,
-                    amount=amount,
-                    kind="grant",
-                    description=description,
-                    grant_key=grant_key,
-                    period_key=period_key,
-                    stripe_subscription_id=subscription_id,
-                )
-            )
-    except IntegrityError:
-        return False
-    log.info("granting %s credits to user %s (%s)", amount, user_id, grant_key)
-    return True
+    granted = insert_or_ignore(
+        CreditEntry,
+        {
+            "user_id": user_id,
+            "amount": amount,
+            "kind": "grant",
+            "description": description,
+            "grant_key": grant_key,
+            "period_key": period_key,
+            "stripe_subscription_id": subscription_id,
+        },
+        ["grant_key"],
+    )
+    if granted:
+        log.info("granting %s credits to user %s (%s)", amount, user_id, grant_key)
+    return granted
 
 
 def grant_invoice_credits(invoice: Any, subscription: Subscription) -> None:
@@ -735,26 +733,25 @@ def _claim_event(event: dict, status: str) -> bool:
     On PostgreSQL a concurrent delivery of the same event waits on the primary key until this
     transaction ends, then finds the event done.
     """
-    row = db.session.scalar(
-        select(WebhookEvent).where(WebhookEvent.id == event["id"]).with_for_update()
+    insert_or_ignore(
+        WebhookEvent,
+        {
+            "id": event["id"],
+            "type": event["type"],
+            "created": int(event["created"]),
+            "payload": event,
+            "status": "received",
+        },
+        ["id"],
     )
-    if row is not None and row.status in ("processed", "ignored"):
+    row = db.session.scalars(
+        select(WebhookEvent)
+        .where(WebhookEvent.id == event["id"])
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+    if row.status in ("processed", "ignored"):
         return False
-    if row is None:
-        # status is NOT NULL: set it before the savepoint flushes, or every insert fails and
-        # a brand-new event would be mistaken for a duplicate.
-        row = WebhookEvent(
-            id=event["id"],
-            type=event["type"],
-            created=int(event["created"]),
-            payload=event,
-            status=status,
-        )
-        try:
-            with db.session.begin_nested():
-                db.session.add(row)
-        except IntegrityError:
-            return False
     row.status, row.error, row.processed_at = status, None, utcnow()
     row.attempts = (row.attempts or 0) + 1
     return True
