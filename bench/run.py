@@ -265,6 +265,48 @@ class Server:
         return ""
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """User + system CPU of a process; with `reaped`, of its exited children instead."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        user, system = (13, 14) if reaped else (11, 12)
+        return (int(fields[user]) + int(fields[system])) / CLOCK_TICKS
+    return 0.0
+
+
+def database_backends(url: str) -> list[int]:
+    """PostgreSQL server processes serving the bench database (their title names it)."""
+    if not url.startswith("postgresql"):
+        return []
+    name = url.rsplit("/", 1)[1].encode()
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            title = cmdline.read_bytes()
+            if title.startswith(b"postgres: ") and b" " + name + b" " in title:
+                pids.append(int(cmdline.parent.name))
+    return pids
+
+
+def cpu_snapshot(server: Server, url: str) -> dict[str, float]:
+    """CPU seconds so far of the workers (recycled ones included) and the database backends."""
+    assert server.process is not None
+    master = server.process.pid
+    snapshot = {"reaped workers": cpu_seconds(master, reaped=True)}
+    snapshot |= {f"worker {pid}": cpu_seconds(pid) for pid in server.worker_pids()}
+    snapshot |= {f"postgres {pid}": cpu_seconds(pid) for pid in database_backends(url)}
+    return snapshot
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> float:
+    # A process born during the run started from zero; one that ended took its time with it
+    # (for workers, that time reappears under "reaped workers").
+    return sum(value - before.get(key, 0.0) for key, value in after.items())
+
+
 def rss_kb(pid: int) -> int | None:
     with contextlib.suppress(OSError):
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -559,15 +601,17 @@ def results_table(rows: list[Row], baseline: Row) -> list[str]:
     base = baseline.result
     assert base is not None
     lines = [
-        "| row | req/s | x base | p50 ms | x base | p99 ms | x base | errors | target |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| row | req/s | x base | p50 ms | x base | p99 ms | x base | CPU ms/req | base/CPU "
+        "| errors | target |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for row in rows:
         if row.result is None:
-            lines.append(f"| {row.name} | - | - | - | - | - | - | - | {row.skip} |")
+            lines.append(f"| {row.name} | - | - | - | - | - | - | - | - | - | {row.skip} |")
             continue
         r = row.result
         targets, target_note = [], "baseline" if row is baseline else "-"
+        cpu_ratio = f"{base['cpu_ms'] / r['cpu_ms']:.2f}" if r["cpu_ms"] else "-"
         if row.min_ratio is not None:
             targets.append(f"≥ {row.min_ratio:.2f} x req/s")
         if row.latency_spread:
@@ -576,6 +620,7 @@ def results_table(rows: list[Row], baseline: Row) -> list[str]:
             f"| {row.name} | {row.rps:,.0f} | {row.rps / baseline.rps:.2f} "
             f"| {fmt_ms(r['p50_us'])} | {r['p50_us'] / base['p50_us']:.2f} "
             f"| {fmt_ms(r['p99_us'])} | {r['p99_us'] / base['p99_us']:.2f} "
+            f"| {r['cpu_ms']:.2f} | {cpu_ratio} "
             f"| {error_count(r)} | {', '.join(targets) or target_note} |"
         )
     return lines
@@ -807,7 +852,13 @@ def run_rows(
             fastest = max((rate(r) for r in baseline.rounds), default=2000.0)
             events = workdir / f"events-{label}.txt"
             signed_events(events, label, math.ceil(fastest * seconds * 1.5) + 1000)
+        before = cpu_snapshot(server, url)
         result = wrk(port, row, seconds, threads, connections, events)
+        # CPU per request (app workers + database) is what the throughput would be bound by on
+        # an otherwise idle machine: a second view that other load on the machine barely moves.
+        result["cpu_ms"] = (
+            1000 * cpu_used(before, cpu_snapshot(server, url)) / max(1, result["requests"])
+        )
         if row.method == "POST":
             events.unlink()
             if label.startswith("run"):
@@ -828,7 +879,7 @@ def run_rows(
             print(
                 f"round {round_number} {row.name}: {rate(result):,.0f} req/s, "
                 f"p50 {fmt_ms(result['p50_us'])} ms, p99 {fmt_ms(result['p99_us'])} ms, "
-                f"errors {error_count(result)}"
+                f"CPU {result['cpu_ms']:.2f} ms/req, errors {error_count(result)}"
                 + (f", event list wrapped {result['wrapped']}x" if result["wrapped"] else "")
             )
     for row in measured:
@@ -908,7 +959,12 @@ def write_report(
             "Throughput and latency of each row, and their ratio to the baseline `/healthz` "
             "(same app, no database) measured in the same run. Every request carries "
             "`Accept-Encoding: gzip`, as a browser's would; the webhook row sends distinct "
-            "signed events of a type the app only records.",
+            "signed events of a type the app only records. Rows run in interleaved rounds and "
+            "each keeps its fastest round. *CPU ms/req* is the CPU the gunicorn workers and the "
+            "PostgreSQL backends spent per request; *base/CPU* is the baseline's divided by the "
+            "row's: the throughput ratio to expect when the machine runs nothing else, since "
+            "the rows are CPU-bound there, whereas req/s also reflect whatever else the machine "
+            "was doing.",
             "",
             *table,
             "",
