@@ -4,7 +4,14 @@ import json
 
 import pytest
 
-from tests.billing_helpers import post_event, sandbox_events, signature, subscribe
+from tests.billing_helpers import (
+    pay,
+    post_event,
+    sandbox_events,
+    signature,
+    start_checkout,
+    subscribe,
+)
 from tests.conftest import sql
 from webapp import billing
 
@@ -19,10 +26,6 @@ def config_overrides():
 def paid(app, client, auth, user_id):
     """A user who paid for Professional monthly; no event delivered yet."""
     auth.login()
-    started = client.post  # keep the client logged in for the flow below
-    del started
-    from tests.billing_helpers import pay, start_checkout
-
     checkout = start_checkout(client)
     pay(client, checkout.headers["Location"])
     return user_id
