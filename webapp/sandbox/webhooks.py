@@ -252,16 +252,20 @@ class DeliveryWorker(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
+        failures = 0
         while not self._stopped:
-            self._wake.wait(timeout=1.0)
+            self._wake.wait(timeout=1.0 if not failures else min(2.0**failures, 30.0))
             self._wake.clear()
             if self._stopped:
                 break
             try:
                 self.webhooks.deliver_due()
-            except Exception:  # the worker must outlive a database hiccup; it retries next pass
-                log.exception("sandbox webhook worker pass failed")
-                time.sleep(1.0)
+                failures = 0
+            except Exception as exc:  # the worker must outlive a database hiccup: back off
+                # One line per outage, not one traceback a second.
+                if not failures:
+                    log.warning("sandbox webhook worker pass failed (will retry): %s", exc)
+                failures += 1
 
 
 def event_payload(event: dict[str, Any]) -> bytes:
