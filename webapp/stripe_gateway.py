@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import stripe
@@ -33,8 +33,6 @@ SANDBOX_API_KEY = "sk_test_sandbox"
 SANDBOX_API_BASE = "http://stripe-sandbox.invalid"
 PRICE_CACHE_SECONDS = 60.0
 WEBHOOK_TOLERANCE_SECONDS = 300
-
-T = TypeVar("T")
 
 
 # --- our exceptions -------------------------------------------------------------------------
@@ -86,6 +84,10 @@ class ProviderUnavailable(PaymentProviderError):
 
 class SignatureVerificationFailed(Exception):
     """A webhook's `Stripe-Signature` does not match its body with any of our secrets."""
+
+
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
 
 
 def _convert(exc: stripe.StripeError) -> PaymentProviderError:
@@ -205,7 +207,7 @@ class StripeGateway:
                 exc.http_status,
                 getattr(exc, "code", None),
                 exc.request_id,
-                exc.user_message or str(exc).splitlines()[0] if str(exc) else "",
+                _first_line(exc.user_message or str(exc)),
             )
             raise converted from exc
 
