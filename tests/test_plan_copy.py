@@ -113,6 +113,16 @@ def test_two_app_instances_sharing_a_database_both_serve_a_publish(app, database
                 db.engine.dispose()
 
 
+def test_anonymous_page_trusts_its_copy_version_for_pricing_cache_seconds(app):
+    app.config["PRICING_CACHE_SECONDS"] = 3600
+    client = app.test_client()
+    assert "For individuals shipping real work." in client.get("/pricing").get_data(as_text=True)
+    publish(app, with_tagline(app, "Seen once the cache time is up"))
+    assert "Seen once" not in client.get("/pricing").get_data(as_text=True)
+    app.config["PRICING_CACHE_SECONDS"] = 0  # as if the hour had passed
+    assert "Seen once" in client.get("/pricing").get_data(as_text=True)
+
+
 # --- Publishing -----------------------------------------------------------------------------
 
 

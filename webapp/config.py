@@ -111,6 +111,10 @@ class Config:
         # Static files are streamed from disk; Flask-Compress's default for streams omits gzip.
         self.COMPRESS_ALGORITHM_STREAMING = ["gzip"]
 
+        # How long a worker serves its cached anonymous pricing page before asking the database
+        # whether new copy was published (0: ask on every request).
+        self.PRICING_CACHE_SECONDS = float(env.get("PRICING_CACHE_SECONDS", "1"))
+
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         self.LOG_FORMAT = env.get("LOG_FORMAT", "text")  # "json" in production
 
@@ -152,6 +156,7 @@ class TestConfig(Config):
         super().__init__(environ)
         self.APP_ENV = "test"
         self.SANDBOX_WEBHOOK_DELIVERY = "sync"
+        self.PRICING_CACHE_SECONDS = 0  # a publish shows at once, even across app instances
         self.RATELIMIT_ENABLED = False
         self.SERVER_NAME = None
         for key, value in overrides.items():
