@@ -479,6 +479,12 @@ def add_months(moment: datetime, months: int) -> datetime:
     raise AssertionError("unreachable: every month has 28 days")
 
 
+def _plan_name(plan: Plan) -> str:
+    # The catalog's name, not the published copy: ledger lines are records, and reading the copy
+    # could write its first revision in another connection while this transaction holds SQLite.
+    return plan.default_copy["name"]
+
+
 def _period_key(subscription_id: str, month_start: datetime) -> str:
     return f"{subscription_id}:{month_start.date().isoformat()}"
 
@@ -538,7 +544,7 @@ def grant_invoice_credits(invoice: Any, subscription: Subscription) -> None:
         amount=plan.monthly_credits,
         grant_key=f"invoice:{invoice.id}",
         period_key=_period_key(subscription_id, month_start),
-        description=f"{plan.default_copy['name']} plan: monthly credits",
+        description=f"{_plan_name(plan)} plan: monthly credits",
         subscription_id=subscription_id,
     )
     top_up_after_upgrade(subscription)
@@ -581,7 +587,7 @@ def top_up_after_upgrade(subscription: Subscription) -> None:
             amount=plan.monthly_credits - granted,
             grant_key=f"topup:{period_key}:{plan.monthly_credits}",
             period_key=period_key,
-            description=f"Upgrade to {plan.default_copy['name']}: the rest of this month",
+            description=f"Upgrade to {_plan_name(plan)}: the rest of this month",
             subscription_id=subscription.stripe_subscription_id,
         )
 
@@ -606,7 +612,7 @@ def grant_due_credits(now: datetime | None = None) -> int:
             amount=plan.monthly_credits,
             grant_key=f"month:{period_key}",
             period_key=period_key,
-            description=f"{plan.default_copy['name']} plan: monthly credits",
+            description=f"{_plan_name(plan)} plan: monthly credits",
             subscription_id=subscription.stripe_subscription_id,
         )
         db.session.commit()

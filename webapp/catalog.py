@@ -7,6 +7,7 @@ The numbers here are the truth for money: pages, the API and Stripe all come fro
 
 from __future__ import annotations
 
+import copy
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +83,13 @@ class Catalog:
 
     def default_copy(self) -> dict[str, Any]:
         """The copy document a fresh install publishes as revision 1."""
-        return {
-            "page": dict(self.default_page_copy),
-            "plans": {plan.id: dict(plan.default_copy) for plan in self.plans.values()},
-        }
+        # A deep copy: callers edit the document, and the loaded catalog must stay as reviewed.
+        return copy.deepcopy(
+            {
+                "page": self.default_page_copy,
+                "plans": {plan.id: plan.default_copy for plan in self.plans.values()},
+            }
+        )
 
 
 def _require(mapping: dict[str, Any], key: str, kind: type, where: str) -> Any:

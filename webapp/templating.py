@@ -10,6 +10,7 @@ from flask import Flask, Response, request, url_for
 
 from webapp.catalog import format_money
 from webapp.markup import render_markdown
+from webapp.plan_copy import published_copy
 
 ONE_YEAR = 365 * 24 * 3600
 
@@ -38,6 +39,11 @@ def init_app(app: Flask) -> None:
             response.cache_control.max_age = ONE_YEAR
             response.cache_control.immutable = True
         return response
+
+    @app.template_global()
+    def plan_name(plan_id: str) -> str:
+        """A plan's published display name (marketing may rename plans)."""
+        return published_copy().plan(plan_id)["name"]
 
     @app.template_global()
     def asset(filename: str) -> str:

@@ -18,6 +18,7 @@ from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.extensions import db, limiter, login_manager
 from webapp.models import User
 from webapp.models.user import normalise_email
+from webapp.plan_copy import published_copy
 from webapp.security import is_safe_next
 
 bp = Blueprint("auth", __name__)
@@ -49,8 +50,7 @@ def chosen_plan(form: SignupForm | LoginForm) -> tuple[str, str] | None:
 def plan_summary(choice: tuple[str, str] | None) -> str | None:
     if choice is None:
         return None
-    plan = get_catalog().plan(choice[0])
-    return f"{plan.default_copy['name']}, {choice[1]}"
+    return f"{published_copy().plan(choice[0])['name']}, {choice[1]}"
 
 
 def continue_after_auth(
