@@ -41,6 +41,7 @@ def test_token_is_an_hs256_jwt_with_the_standard_claims(app, client, user_id):
     )
     assert response.status_code == 200
     body = assert_conforms(response, "POST", "/auth/token")
+    assert response.headers["Cache-Control"] == "no-store"
     assert body["tokenType"] == "Bearer" and body["expiresIn"] == 3600
     assert jwt.get_unverified_header(body["accessToken"])["alg"] == "HS256"
     claims = jwt.decode(body["accessToken"], app.config["JWT_SECRET"], algorithms=["HS256"])

@@ -106,7 +106,10 @@ def token() -> Response:
         # Same answer for an unknown email and a wrong password: no account enumeration.
         raise unauthorized("Incorrect email or password.")
     issued = issue_access_token(user)
-    return jsonify(accessToken=issued.token, tokenType="Bearer", expiresIn=issued.expires_in)
+    response = jsonify(accessToken=issued.token, tokenType="Bearer", expiresIn=issued.expires_in)
+    # A bearer credential must not sit in any cache on the way (RFC 6749, section 5.1).
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- Subscriptions ----------------------------------------------------------------------------
