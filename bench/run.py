@@ -889,7 +889,7 @@ def run_rows(
     checks = row_checks(rows, baseline)
     if any(row.method == "POST" for row in measured):
         stored = query_database(
-            url, "SELECT count(*) FROM webhook_events WHERE id LIKE 'evt\\_bench\\_run%'"
+            url, "SELECT count(*) FROM webhook_events WHERE id LIKE 'evt_bench_run%'"
         )[0][0]
         checks.append(
             Check(
