@@ -17,4 +17,4 @@ __all__ = [
     "WebhookEvent",
 ]
 
-import webapp.sandbox.models  # noqa: E402, F401  (the sandbox's tables, for Alembic and tests)
+import webapp.sandbox.models  # noqa: F401  (the sandbox's tables, for Alembic and tests)
