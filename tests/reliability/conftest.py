@@ -65,8 +65,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _needs_postgres(database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip(
-            "needs PostgreSQL (DATABASE_URL=postgresql+psycopg://…, or `make reliability`): "
-            "SQLite serialises writers, so it cannot show these races"
+            "needs PostgreSQL (real concurrent writers, a TCP proxy to cut): run `make "
+            "reliability` or set DATABASE_URL=postgresql+psycopg://…"
         )
 
 
