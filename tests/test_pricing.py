@@ -66,3 +66,25 @@ def test_page_has_one_h1_and_landmarks(client):
 def test_page_loads_nothing_from_other_origins(client):
     html = client.get("/pricing").get_data(as_text=True)
     assert "http://" not in html.replace("http://localhost", "") and "https://" not in html
+
+
+def test_cached_member_pages_carry_each_visitors_own_plan_and_csrf_token(app):
+    from tests.billing_helpers import subscribe
+    from tests.conftest import AuthActions, create_user, csrf_token
+
+    create_user(app, email="a@example.com")
+    create_user(app, email="b@example.com")
+    subscriber, browser = app.test_client(), app.test_client()
+    AuthActions(app, subscriber).login("a@example.com")
+    AuthActions(app, browser).login("b@example.com")
+    subscribe(subscriber, "business", "monthly")
+    for _ in range(2):  # the second round is served from the cache
+        assert "Current plan" in subscriber.get("/pricing").get_data(as_text=True)
+        html = browser.get("/pricing").get_data(as_text=True)
+        assert "Current plan" not in html and "csrf-placeholder" not in html
+    # The stamped token is the visitor's own: their checkout form posts.
+    token = csrf_token(browser, "/pricing")
+    response = browser.post(
+        "/checkout", data={"plan": "starter", "cycle": "monthly", "csrf_token": token}
+    )
+    assert response.status_code == 303

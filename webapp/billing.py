@@ -714,10 +714,9 @@ def process_event(event: dict) -> EventOutcome:
     Raises whatever the fetch or apply step raised, after rolling back and recording the
     failure, so the webhook answers 500 and Stripe retries.
     """
-    existing = db.session.get(WebhookEvent, event["id"])
-    if existing is not None and existing.status in ("processed", "ignored"):
-        return EventOutcome("duplicate")
     handler = EVENT_HANDLERS.get(event["type"])
+    if handler is not None and _already_applied(event["id"]):
+        return EventOutcome("duplicate")  # a redelivery: spare Stripe the re-read
     try:
         facts = handler.fetch(event) if handler else None
         if not _claim_event(event, "processed" if handler else "ignored"):
@@ -733,33 +732,40 @@ def process_event(event: dict) -> EventOutcome:
     return EventOutcome("processed" if handler else "ignored")
 
 
+def _already_applied(event_id: str) -> bool:
+    status = db.session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == event_id))
+    return status in ("processed", "ignored")
+
+
 def _claim_event(event: dict, status: str) -> bool:
-    """Insert (or lock) the ledger row inside the event's transaction; False for a duplicate.
+    """Insert the ledger row inside the event's transaction; False for a duplicate.
 
     On PostgreSQL a concurrent delivery of the same event waits on the primary key until this
-    transaction ends, then finds the event done.
+    transaction ends, then finds the event done. A first delivery costs this one statement.
     """
-    insert_or_ignore(
-        WebhookEvent,
-        {
-            "id": event["id"],
-            "type": event["type"],
-            "created": int(event["created"]),
-            "payload": event,
-            "status": "received",
-        },
-        ["id"],
-    )
-    row = db.session.scalars(
+    now = utcnow()
+    row = {
+        "id": event["id"],
+        "type": event["type"],
+        "created": int(event["created"]),
+        "payload": event,
+        "status": status,
+        "attempts": 1,
+        "processed_at": now,
+    }
+    if insert_or_ignore(WebhookEvent, row, ["id"]):
+        return True
+    existing = db.session.scalars(
         select(WebhookEvent)
         .where(WebhookEvent.id == event["id"])
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if row.status in ("processed", "ignored"):
+    if existing.status in ("processed", "ignored"):
         return False
-    row.status, row.error, row.processed_at = status, None, utcnow()
-    row.attempts = (row.attempts or 0) + 1
+    # A delivery that failed before: this one applies it.
+    existing.status, existing.error, existing.processed_at = status, None, now
+    existing.attempts = (existing.attempts or 0) + 1
     return True
 
 

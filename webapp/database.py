@@ -19,6 +19,9 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     # instead of failing; SQLite ignores foreign keys unless asked.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    # In WAL mode NORMAL never corrupts the database; it only syncs at checkpoints, not at
+    # every commit (SQLite is for development; production runs PostgreSQL).
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

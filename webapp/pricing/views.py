@@ -8,8 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request, session
+from flask import Blueprint, current_app, g, render_template, request, session
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
 
 from webapp import billing
 from webapp.auth.forms import EmptyForm
@@ -71,7 +72,7 @@ def render_pricing(copy: PublishedCopy, **extra: Any) -> str:
 
 
 class RenderedPageCache:
-    """Rendered anonymous pricing pages, per copy version, cycle and highlighted plan.
+    """Rendered pricing pages, per copy version, cycle, highlighted plan and kind of visitor.
 
     Keyed by the published copy version, so a publish is served at once by every worker; entries
     of older versions are dropped on the first request that sees a new one.
@@ -108,7 +109,7 @@ class RenderedPageCache:
         return page
 
 
-def _anonymous_pages() -> RenderedPageCache:
+def _page_cache() -> RenderedPageCache:
     # One cache per app: copy versions are only comparable within one database.
     return current_app.extensions.setdefault("pricing_page_cache", RenderedPageCache())
 
@@ -116,18 +117,51 @@ def _anonymous_pages() -> RenderedPageCache:
 @bp.get("/")
 @bp.get("/pricing")
 def index() -> str:
-    # Pages for a logged-in visitor carry their plan and CSRF tokens; flashes are per person.
-    if current_user.is_authenticated or session.get("_flashes"):
-        return render_pricing(published_copy())
+    if session.get("_flashes"):
+        return render_pricing(published_copy())  # flashes are per person: never cached
     cycle = selected_cycle(request.args.get("cycle"))
     plan = request.args.get("plan")
     key = (request.path, cycle, plan if plan in get_catalog().plans else None)
-    cache = _anonymous_pages()
+    cache = _page_cache()
+    if current_user.is_authenticated:
+        return _member_page(cache, key)
     # Asking which copy version is published was this page's only database work, and cost more
     # than the rest of it: trusting the answer for PRICING_CACHE_SECONDS lets the busiest page
     # skip the database, while anonymous visitors of other workers see a publish that much later.
     version = cache.version(current_app.config["PRICING_CACHE_SECONDS"], current_version)
     return cache.get_or_render(version, key, lambda: render_pricing(published_copy()))
+
+
+# Stands in for the visitor's CSRF token in cached pages; stamped with the real one per request.
+CSRF_PLACEHOLDER = "csrf-placeholder-4e1d9c"
+
+
+def _member_page(cache: RenderedPageCache, key: tuple[str | None, ...]) -> str:
+    """A logged-in visitor's page differs from another's only by their plan, their role and
+    their CSRF token; the first two go into the cache key, the token is stamped in after."""
+    # Editors check the exact version (they have just published); others may trust it briefly.
+    max_age = 0 if current_user.is_editor else current_app.config["PRICING_CACHE_SECONDS"]
+    version = cache.version(max_age, current_version)
+    subscription = billing.live_subscription(current_user.id)
+    plan_state = (subscription.plan_id, subscription.cycle) if subscription else (None, None)
+    member_key = (*key, "member", *plan_state, str(current_user.is_editor))
+    page = cache.get_or_render(
+        version,
+        member_key,
+        lambda: _render_with_csrf_placeholder(lambda: render_pricing(published_copy())),
+    )
+    return page.replace(CSRF_PLACEHOLDER, generate_csrf())
+
+
+def _render_with_csrf_placeholder(render: Callable[[], str]) -> str:
+    # Flask-WTF keeps the request's token in `g.csrf_token`; every form rendered while it holds
+    # the placeholder carries the placeholder instead.
+    real_token = generate_csrf()
+    g.csrf_token = CSRF_PLACEHOLDER
+    try:
+        return render()
+    finally:
+        g.csrf_token = real_token
 
 
 def visitor_context() -> dict[str, Any]:
