@@ -38,8 +38,15 @@ def state_changing_routes(app: Flask) -> list[tuple[str, str, str]]:
     )
 
 
+# Flask-WTF's refusals ("The CSRF token is missing.", "… is invalid.", "The CSRF tokens do not
+# match.", "The referrer does not match the host." …), shown on the 400 page.
+CSRF_REFUSAL = re.compile(r"The CSRF (session )?tokens? (is|has|do)|The referrer")
+
+
 def refused_for_csrf(response) -> bool:
-    return response.status_code == 400 and "csrf" in response.get_data(as_text=True).lower()
+    return response.status_code == 400 and bool(
+        CSRF_REFUSAL.search(response.get_data(as_text=True))
+    )
 
 
 def test_every_state_changing_form_route_refuses_a_request_without_a_csrf_token(app, figures):
