@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import URL, create_engine, make_url, text
 
 from webapp import create_app
 from webapp.config import TestConfig
@@ -19,12 +19,34 @@ from webapp.models import User
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """DATABASE_URL when it names PostgreSQL (CI's second run), else a throwaway SQLite file."""
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """DATABASE_URL when it names PostgreSQL (CI's second run), else a throwaway SQLite file.
+
+    Under pytest-xdist every worker gets a PostgreSQL database of its own beside DATABASE_URL's.
+    """
     url = os.environ.get("DATABASE_URL", "")
-    if url.startswith(("postgresql", "postgres://")):
-        return url
-    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    if not url.startswith(("postgresql", "postgres://")):
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        yield url
+        return
+    base = make_url(url.replace("postgres://", "postgresql+psycopg://", 1))
+    name = f"{base.database}_{worker}"
+    _run_on_server(
+        base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
+    yield base.set(database=name).render_as_string(hide_password=False)
+    _run_on_server(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _run_on_server(url: URL, *statements: str) -> None:
+    engine = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
