@@ -81,7 +81,7 @@ class Config:
         # "thread": deliver webhooks in the background, as Stripe does; "sync": before the
         # triggering request returns (deterministic, for tests).
         self.SANDBOX_WEBHOOK_DELIVERY = env.get("SANDBOX_WEBHOOK_DELIVERY", "thread")
-        # Sandbox only: deliver to this site's own /webhooks/stripe (off: only SANDBOX_WEBHOOK_URLS).
+        # Sandbox only: deliver to our own /webhooks/stripe (off: only to SANDBOX_WEBHOOK_URLS).
         self.SANDBOX_DELIVER_TO_SELF = _bool(env.get("SANDBOX_DELIVER_TO_SELF"), default=True)
         # Sandbox only: the base URL of hosted pages when no request names the host (CLI, serve).
         self.SANDBOX_PUBLIC_URL = env.get("SANDBOX_PUBLIC_URL", "")
