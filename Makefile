@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 PYTEST_ARGS ?=
 
-.PHONY: run install install-dev chromium migrate test lint format serve-gunicorn clean wrk bench bench-smoke
+.PHONY: run install install-dev chromium migrate test lint format serve-gunicorn clean wrk bench bench-smoke reliability
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ run: migrate
 ## make test: the whole suite, browser tests included
 test: install-dev chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+## make reliability: concurrency, faults, security and bad input on a fresh PostgreSQL database
+## (RELIABILITY_DATABASE_URL, default postgres@127.0.0.1:5432/reliability); prints one table
+reliability: install-dev
+	$(BIN)/python tests/reliability/report.py
 
 # The load generator of the benchmarks, from Debian like chromium.
 wrk:

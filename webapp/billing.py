@@ -195,6 +195,9 @@ def start_checkout(
     price = plan.price(cycle)
     if live_subscription(user.id) is not None:
         raise SubscriptionExists("You already have a subscription. Change plans in Manage billing.")
+    # The key counts this user's sessions *before* looking for an open one: a racing request that
+    # records its session in between is then found below, or else both send the same key.
+    idempotency_key = _checkout_idempotency_key(user.id, plan_id, cycle, success_url, cancel_url)
     reusable = _reuse_or_expire_open_session(user.id, plan_id, cycle)
     if reusable is not None:
         return CheckoutStart(reusable.stripe_session_id, reusable.url, plan, price)
@@ -214,7 +217,7 @@ def start_checkout(
         cycle=cycle,
         success_url=success_url,
         cancel_url=cancel_url,
-        idempotency_key=_checkout_idempotency_key(user.id, plan_id, cycle, success_url, cancel_url),
+        idempotency_key=idempotency_key,
     )
     _record_checkout_session(user.id, plan_id, cycle, session)
     log.info("checkout session %s created for user %s (%s)", session.id, user.id, price.lookup_key)

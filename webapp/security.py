@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from flask import Flask, Response, abort, request
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -94,5 +94,15 @@ def is_allowed_redirect_url(target: object, allowed_hosts: Iterable[str]) -> boo
     return wanted is not None and wanted in allowed
 
 
+def refuse_nul_in_forms() -> None:
+    """No form field may carry a NUL: no browser sends one, and PostgreSQL text refuses it."""
+    form_types = ("application/x-www-form-urlencoded", "multipart/form-data")
+    if request.mimetype not in form_types or request.path.startswith("/api/"):
+        return  # bodies the views read themselves are left unread (the API answers 415)
+    if any("\x00" in value for value in request.form.values()):
+        abort(400)
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(refuse_nul_in_forms)
     app.after_request(add_security_headers)

@@ -1,0 +1,90 @@
+"""`make reliability`: the reliability tests on a fresh PostgreSQL database, then one table.
+
+Creates the database, runs `pytest tests/reliability` against it with the figures recorder on,
+prints the figures, and exits non-zero if a test failed or a must-be-zero figure is not zero.
+RELIABILITY_DATABASE_URL names the server (default: postgres@127.0.0.1:5432, as in CI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from tests.reliability.conftest import FIGURES, MUST_BE_ZERO  # noqa: E402
+
+DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/reliability"
+
+
+def fresh_database(url: str) -> str:
+    """Drop and create the database `url` names; returns the URL for SQLAlchemy."""
+    target = make_url(url).set(drivername="postgresql+psycopg")
+    admin = target.set(database="postgres", drivername="postgresql")
+    name = target.database
+    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return target.render_as_string(hide_password=False)
+
+
+def table(counts: dict[str, int]) -> str:
+    width = max(len(name) for name in FIGURES)
+    rows = [f"{'figure':<{width}}  {'count':>7}  check", f"{'-' * width}  {'-' * 7}  -----"]
+    for name in FIGURES:
+        check = ("ok" if counts[name] == 0 else "FAIL (must be 0)") if name in MUST_BE_ZERO else ""
+        rows.append(f"{name:<{width}}  {counts[name]:>7}  {check}".rstrip())
+    return "\n".join(rows)
+
+
+def main() -> int:
+    url = fresh_database(os.environ.get("RELIABILITY_DATABASE_URL", DEFAULT_URL))
+    with tempfile.TemporaryDirectory() as tmp:
+        figures_file = Path(tmp) / "figures.json"
+        env = {**os.environ, "DATABASE_URL": url, "RELIABILITY_FIGURES": str(figures_file)}
+        started = time.monotonic()
+        tests = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "tests/reliability",
+                *sys.argv[1:],
+            ],
+            cwd=ROOT,
+            env=env,
+            check=False,
+        )
+        elapsed = time.monotonic() - started
+        if not figures_file.exists():
+            print("reliability: no figures were recorded (the run stopped early)")
+            return tests.returncode or 1
+        counts = json.loads(figures_file.read_text())
+    print()
+    print(f"Reliability on PostgreSQL ({make_url(url).database}), {elapsed:.0f} s")
+    print(table(counts))
+    bad = [name for name in MUST_BE_ZERO if counts[name] != 0]
+    if tests.returncode != 0:
+        print(f"reliability: FAILED (pytest exit code {tests.returncode})")
+        return tests.returncode
+    if bad:
+        print(f"reliability: FAILED ({', '.join(bad)} not zero)")
+        return 1
+    print("reliability: passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
