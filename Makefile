@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 5000
-PYTEST_ARGS ?=
+# Two workers (pytest-xdist): the suite is I/O-bound enough to use both cores.
+PYTEST_ARGS ?= -n 2
 
 .PHONY: run install install-dev chromium migrate test lint format serve-gunicorn clean wrk bench bench-smoke reliability
 
