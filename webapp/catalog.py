@@ -161,7 +161,7 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
 
 def init_app(app: Flask) -> None:
     """Load and validate the catalog once; a bad catalog stops start-up here."""
-    app.extensions["catalog"] = load_catalog(Path(app.config.get("CATALOG_PATH", CATALOG_PATH)))
+    app.extensions["catalog"] = load_catalog(Path(app.config.get("CATALOG_PATH") or CATALOG_PATH))
 
 
 def get_catalog() -> Catalog:

@@ -68,6 +68,9 @@ class Config:
         self.MAX_CONTENT_LENGTH = 1024 * 1024
         self.PREFERRED_URL_SCHEME = env.get("PREFERRED_URL_SCHEME", "http")
 
+        # The plan catalog file (default: webapp/catalog.toml, reviewed with the code).
+        self.CATALOG_PATH = env.get("CATALOG_PATH", "")
+
         # Stripe. No secret key means sandbox mode (see DESIGN.md, "Two Stripe modes").
         self.STRIPE_SECRET_KEY = env.get("STRIPE_SECRET_KEY", "")
         self.STRIPE_API_BASE = env.get("STRIPE_API_BASE", "")
