@@ -55,7 +55,12 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = _normalise_database_url(
             env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'app.db'}"
         )
-        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+        # Pre-ping tests each pooled connection before use: one more round trip per request, in
+        # exchange for surviving a database restart without a failed request.
+        self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
+            "pool_pre_ping": _bool(env.get("DATABASE_POOL_PRE_PING"), default=True),
+            "pool_recycle": int(env.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
+        }
 
         # Sessions and cookies.
         self.SESSION_COOKIE_HTTPONLY = True
