@@ -369,7 +369,15 @@ def _signed(payload: dict[str, Any], secret: str = SECRET, at: int | None = None
     return body, sign(body, secret, at)
 
 
-EVENT = {"id": "evt_1", "object": "event", "type": "invoice.paid", "data": {"object": {}}}
+EVENT = {
+    "id": "evt_1",
+    "object": "event",
+    "type": "invoice.paid",
+    "created": 1,
+    "data": {"object": {}},
+}
+# The SDK-object flavour and the plain-JSON flavour the webhook endpoint uses verify alike.
+VERIFIERS = pytest.mark.parametrize("verify", ["construct_event", "verify_webhook"])
 
 
 def test_sandbox_signatures_verify_with_the_sdk(gateway: StripeGateway):
@@ -379,9 +387,11 @@ def test_sandbox_signatures_verify_with_the_sdk(gateway: StripeGateway):
     assert gateway.construct_event(body, header, [SECRET]).type == "invoice.paid"
 
 
-def test_construct_event_tries_each_secret_for_rotation(gateway: StripeGateway):
+@VERIFIERS
+def test_verification_tries_each_secret_for_rotation(gateway: StripeGateway, verify: str):
     body, header = _signed(EVENT, secret="whsec_new")
-    assert gateway.construct_event(body, header, ["whsec_old", "whsec_new"]).id == "evt_1"
+    event = getattr(gateway, verify)(body, header, ["whsec_old", "whsec_new"])
+    assert event["id"] == "evt_1" and event["type"] == "invoice.paid"
 
 
 @pytest.mark.parametrize(
@@ -394,10 +404,11 @@ def test_construct_event_tries_each_secret_for_rotation(gateway: StripeGateway):
     ],
     ids=["tampered-body", "bad-signature", "no-header", "not-json"],
 )
-def test_tampered_webhooks_fail(gateway: StripeGateway, tamper):
+@VERIFIERS
+def test_tampered_webhooks_fail(gateway: StripeGateway, tamper, verify: str):
     body, header = tamper(*_signed(EVENT))
     with pytest.raises(SignatureVerificationFailed):
-        gateway.construct_event(body, header, [SECRET])
+        getattr(gateway, verify)(body, header, [SECRET])
 
 
 def test_tampered_body_fails_in_the_sdk_too():
@@ -406,12 +417,20 @@ def test_tampered_body_fails_in_the_sdk_too():
         stripe.Webhook.construct_event(body + b" ", header, SECRET)
 
 
-def test_stale_signatures_and_missing_secrets_fail_closed(gateway: StripeGateway):
+@VERIFIERS
+def test_stale_signatures_and_missing_secrets_fail_closed(gateway: StripeGateway, verify: str):
+    check = getattr(gateway, verify)
     body, header = _signed(EVENT, at=int(time.time()) - 301)
     with pytest.raises(SignatureVerificationFailed):
-        gateway.construct_event(body, header, [SECRET])
+        check(body, header, [SECRET])
     body, header = _signed(EVENT)
     with pytest.raises(SignatureVerificationFailed):
-        gateway.construct_event(body, header, [])
+        check(body, header, [])
     with pytest.raises(SignatureVerificationFailed):
-        gateway.construct_event(body, header, [""])
+        check(body, header, [""])
+
+
+def test_a_signed_payload_that_is_not_an_event_is_refused(gateway: StripeGateway):
+    body, header = _signed({"id": "evt_1"})
+    with pytest.raises(SignatureVerificationFailed, match="not a Stripe event"):
+        gateway.verify_webhook(body, header, [SECRET])

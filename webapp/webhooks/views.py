@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -37,11 +36,10 @@ def stripe_webhook() -> tuple[Response, int]:
     payload = request.get_data(cache=False)
     signature = request.headers.get("Stripe-Signature", "")
     try:
-        get_gateway().construct_event(payload, signature, secrets)
+        event = get_gateway().verify_webhook(payload, signature, secrets)
     except SignatureVerificationFailed as exc:
         log.warning("webhook refused: %s", exc)
         return _reply(400, "invalid signature")
-    event = json.loads(payload)
     try:
         outcome = billing.process_event(event)
     except OperationalError:
