@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import create_user, sql
+from tests.conftest import create_user, csrf_token, sql
 
 
 def test_signup_creates_account_and_logs_in(app, client, auth):
@@ -118,3 +118,14 @@ def test_unknown_plan_in_signup_link_is_ignored(client):
     response = client.get("/signup?plan=gold&cycle=weekly")
     assert response.status_code == 200
     assert "You are subscribing" not in response.get_data(as_text=True)
+
+
+def test_a_nul_byte_in_any_value_of_a_form_field_is_refused(app, client):
+    token = csrf_token(client, "/signup")
+    data = {
+        "csrf_token": token,
+        "email": ["ada@example.com", "second\x00value"],
+        "password": "correct horse battery",
+    }
+    assert client.post("/signup", data=data).status_code == 400
+    assert sql(app, "select count(*) from users") == [(0,)]
