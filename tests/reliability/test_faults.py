@@ -27,11 +27,12 @@ FAULT_MODES = ["500", "timeout"]
 
 @pytest.fixture
 def config_overrides():
-    # One attempt per call and a short client timeout, so a hung Stripe costs a second, not 20.
+    # One attempt per call and a short client timeout, so a hung Stripe costs two seconds, not
+    # twenty; still long enough that a healthy call on a loaded CI machine never times out.
     return {
         "SANDBOX_DELIVER_TO_SELF": False,
         "STRIPE_MAX_NETWORK_RETRIES": 0,
-        "STRIPE_TIMEOUT_SECONDS": 0.3,
+        "STRIPE_TIMEOUT_SECONDS": 2.0,
     }
 
 
@@ -42,7 +43,7 @@ def logged_in(app, client, auth, user_id):
 
 
 def arm(app, figures, mode: str, count: int = 1) -> None:
-    app.extensions["stripe_sandbox"].faults.set_api(count, mode, 1.0)
+    app.extensions["stripe_sandbox"].faults.set_api(count, mode, 4.0)  # hangs past the timeout
     figures.add("faults injected", count)
 
 

@@ -747,17 +747,19 @@ class SandboxAPI:
         )
         with self.sandbox.store() as store:
             store.request_info = {"id": request_id, "idempotency_key": idempotency_key}
+            claim = None
             if idempotency_key:
                 stored = self._replay(store, request, idempotency_key, params)
                 if stored is not None:
                     return stored[0], stored[1], True
+                claim = self._claim(store, request, idempotency_key, params)
             call = Call(store, params, self._public_base(request), request.path)
             result = handler(call, **ids)
             for path in params.get("expand") or []:
                 expand(store, result, path.split("."), path)
             body = dumps(public_view(result))
-            if idempotency_key:
-                self._remember(store, request, idempotency_key, params, 200, body)
+            if claim is not None:
+                claim.status, claim.body = 200, body
         return 200, body, False
 
     def _authenticate(self, request: Request) -> None:
@@ -802,25 +804,30 @@ class SandboxAPI:
             )
         return row.status, row.body
 
-    def _remember(self, store, request, key, params, status, body) -> None:
-        store.session.add(
-            SandboxIdempotencyKey(
-                key=self._key(request, key),
-                request_fingerprint=self._fingerprint(request, params),
-                status=status,
-                body=body,
-                created=int(time.time()),
-            )
+    def _claim(self, store, request, key, params) -> SandboxIdempotencyKey:
+        """Take the key before doing the work, as Stripe does.
+
+        A concurrent request with the same key waits on the key's row until this one commits,
+        then gets a 409 (which the SDK retries, and the retry replays the stored response)
+        instead of repeating the work.
+        """
+        row = SandboxIdempotencyKey(
+            key=self._key(request, key),
+            request_fingerprint=self._fingerprint(request, params),
+            status=0,
+            body="",
+            created=int(time.time()),
         )
+        store.session.add(row)
         try:
             store.session.flush()
         except IntegrityError:
-            # Two requests raced on one key: the first one wins, the second one is refused.
             raise StripeAPIError(
                 409,
                 "There is currently another in-progress request using this Idempotent Key.",
                 type="idempotency_error",
             ) from None
+        return row
 
     @staticmethod
     def _key(request: Request, key: str) -> str:
