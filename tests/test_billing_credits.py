@@ -146,3 +146,13 @@ def test_top_up_after_upgrade_grants_the_difference_once(app, user_id):
         billing.top_up_after_upgrade(sub)
         db.session.commit()
         assert billing.credit_summary(user_id).balance == 10_000
+
+
+def test_account_shows_ledger_amounts_signed_with_separators(app, client, auth, user_id):
+    with app.app_context():
+        db.session.add(CreditEntry(user_id=user_id, amount=3000, kind="grant", description="g"))
+        db.session.add(CreditEntry(user_id=user_id, amount=-1250, kind="usage", description="u"))
+        db.session.commit()
+    auth.login()
+    html = client.get("/account").get_data(as_text=True)
+    assert ">+3,000<" in html and ">-1,250<" in html

@@ -19,6 +19,11 @@ def format_number(value: int) -> str:
     return f"{value:,}"
 
 
+def format_signed_number(value: int) -> str:
+    """`3000` → `+3,000`; `-1250` → `-1,250` (ledger amounts)."""
+    return f"{value:+,}"
+
+
 @cache
 def _fingerprint(static_folder: str, filename: str) -> str:
     digest = hashlib.sha256(Path(static_folder, filename).read_bytes()).hexdigest()
@@ -28,6 +33,7 @@ def _fingerprint(static_folder: str, filename: str) -> str:
 def init_app(app: Flask) -> None:
     app.jinja_env.filters["money"] = format_money
     app.jinja_env.filters["number"] = format_number
+    app.jinja_env.filters["signed_number"] = format_signed_number
     app.jinja_env.filters["markdown"] = render_markdown
 
     @app.after_request
