@@ -1,10 +1,14 @@
 """Alembic migrations and the models must describe the same schema."""
 
+import time
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
+from sqlalchemy import make_url, text
 
-from tests.conftest import make_app
+from tests.conftest import _run_on_server, make_app
 from webapp.extensions import db
 
 
@@ -26,3 +30,45 @@ def test_migrations_downgrade_to_nothing_and_up_again(tmp_path):
         downgrade(revision="base")
         upgrade()
         db.engine.dispose()
+
+
+def test_upgrade_gives_postgresql_the_member_change_feed(database_url):
+    """Deployed databases get their schema from migrations, not create_all: the cache's
+    triggers must come from migration 0002 too, and downgrade must take them away."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the change feed's triggers exist on PostgreSQL only")
+    base = make_url(database_url)
+    name = f"{base.database}_migrations"
+    _run_on_server(base, f'DROP DATABASE IF EXISTS "{name}"', f'CREATE DATABASE "{name}"')
+    try:
+        app = make_app(base.set(database=name).render_as_string(hide_password=False))
+        with app.app_context():
+            upgrade()
+            assert _member_notifications_when_a_user_is_added() == ["1"]
+            downgrade(revision="0001")
+            assert _member_notifications_when_a_user_is_added() == []
+            db.engine.dispose()
+    finally:
+        _run_on_server(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _member_notifications_when_a_user_is_added() -> list[str]:
+    with db.engine.connect() as listener, db.engine.connect() as writer:
+        listener.exec_driver_sql("LISTEN member_changed")
+        listener.commit()
+        writer.execute(text("DELETE FROM users"))
+        writer.execute(
+            text(
+                "INSERT INTO users (id, email, password_hash, role, created_at, "
+                "stripe_customer_generation) VALUES (1, 'a@example.com', 'x', 'user', "
+                "CURRENT_TIMESTAMP, 0)"
+            )
+        )
+        writer.commit()
+        pgconn = listener.connection.dbapi_connection.pgconn
+        time.sleep(0.2)
+        pgconn.consume_input()
+        payloads = []
+        while (notification := pgconn.notifies()) is not None:
+            payloads.append(notification.extra.decode())
+        return [payload for payload in payloads if payload]

@@ -49,11 +49,12 @@ def configure_logging(app: Flask) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import catalog, database, stripe_gateway
+    from webapp import catalog, database, member_cache, stripe_gateway
     from webapp.extensions import compress, csrf, limiter, login_manager, migrate
 
     catalog.init_app(app)
     database.init_app(app)
+    member_cache.init_app(app)
     migrate.init_app(app, database.db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)

@@ -126,6 +126,10 @@ class Config:
         # How long a worker serves its cached anonymous pricing page before asking the database
         # whether new copy was published (0: ask on every request).
         self.PRICING_CACHE_SECONDS = float(env.get("PRICING_CACHE_SECONDS", "1"))
+        # How long a worker may keep what logged-in pages read about a member (their row, plan,
+        # rendered account page); the database's change feed drops entries sooner when their
+        # rows change (see webapp/member_cache.py). 0: no cache, every page asks the database.
+        self.MEMBER_CACHE_SECONDS = float(env.get("MEMBER_CACHE_SECONDS", "60"))
 
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         self.LOG_FORMAT = env.get("LOG_FORMAT", "text")  # "json" in production

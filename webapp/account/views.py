@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from webapp import billing
+from webapp import billing, member_cache
 from webapp.auth.forms import EmptyForm
 from webapp.catalog import get_catalog
+from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
 from webapp.stripe_gateway import PaymentProviderError
 
 bp = Blueprint("account", __name__)
@@ -20,6 +21,18 @@ log = logging.getLogger(__name__)
 @bp.get("/account")
 @login_required
 def index() -> str:
+    if session.get("_flashes"):
+        return render_account()  # flashes are per request: never cached
+    # The page changes only with the member's rows (the member cache drops it then) and with
+    # published plan names; the past-due grace period may end up to MEMBER_CACHE_SECONDS late.
+    key = ("account page", copy_version(exact=current_user.is_editor))
+    page = member_cache.cached(
+        current_user.id, key, lambda: render_with_csrf_placeholder(render_account)
+    )
+    return stamp_csrf(page)
+
+
+def render_account() -> str:
     subscription = billing.latest_subscription(current_user.id)
     plan = get_catalog().plan(subscription.plan_id) if subscription else None
     return render_template(

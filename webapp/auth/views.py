@@ -5,14 +5,17 @@ from __future__ import annotations
 import logging
 import secrets
 from functools import cache
+from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
+from webapp import member_cache
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.extensions import db, limiter, login_manager
@@ -29,7 +32,22 @@ LOGIN_FAILED = "Incorrect email or password."
 
 @login_manager.user_loader
 def load_user(user_id: str) -> User | None:
-    return db.session.get(User, int(user_id)) if user_id.isdigit() else None
+    """The logged-in user, from the member cache: most page views need no query for it."""
+    if not user_id.isdigit():
+        return None
+    columns = member_cache.cached(int(user_id), "user row", lambda: _user_columns(int(user_id)))
+    if columns is None:
+        return None
+    # Rebuild the row as if just loaded (no attribute counts as changed) and attach it without
+    # a SELECT, so views that update the user still work through the session.
+    user = User(**columns)
+    make_transient_to_detached(user)
+    return db.session.merge(user, load=False)
+
+
+def _user_columns(user_id: int) -> dict[str, Any] | None:
+    row = db.session.execute(select(User.__table__).where(User.id == user_id)).mappings().first()
+    return dict(row) if row else None
 
 
 login_manager.login_view = "auth.login"

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, current_app, g, render_template, request, session
+from flask import Blueprint, render_template, request, session
 from flask_login import current_user
-from flask_wtf.csrf import generate_csrf
 
-from webapp import billing
+from webapp import billing, member_cache
 from webapp.auth.forms import EmptyForm
 from webapp.catalog import CYCLES, Catalog, Plan, get_catalog
-from webapp.plan_copy import PublishedCopy, current_version, published_copy
+from webapp.page_cache import (
+    copy_version,
+    pricing_pages,
+    render_with_csrf_placeholder,
+    stamp_csrf,
+)
+from webapp.plan_copy import PublishedCopy, published_copy
 
 bp = Blueprint("pricing", __name__)
 
@@ -71,49 +73,6 @@ def render_pricing(copy: PublishedCopy, **extra: Any) -> str:
     )
 
 
-class RenderedPageCache:
-    """Rendered pricing pages, per copy version, cycle, highlighted plan and kind of visitor.
-
-    Keyed by the published copy version, so a publish is served at once by every worker; entries
-    of older versions are dropped on the first request that sees a new one.
-    """
-
-    def __init__(self) -> None:
-        self._version: int | None = None
-        self._pages: dict[tuple[str | None, ...], str] = {}
-        self._lock = threading.Lock()
-        self._checked_at = float("-inf")  # when the database was last asked for the version
-
-    def version(self, max_age: float, read: Callable[[], int]) -> int:
-        """The published copy version, asking `read` (the database) at most every `max_age` s."""
-        with self._lock:
-            if self._version is not None and time.monotonic() - self._checked_at < max_age:
-                return self._version
-        version = read()
-        with self._lock:
-            if version != self._version:
-                self._version, self._pages = version, {}
-            self._checked_at = time.monotonic()
-        return version
-
-    def get_or_render(self, version: int, key: tuple[str | None, ...], render) -> str:
-        with self._lock:
-            if version != self._version:
-                self._version, self._pages = version, {}
-            page = self._pages.get(key)
-        if page is None:
-            page = render()
-            with self._lock:
-                if version == self._version:
-                    self._pages[key] = page
-        return page
-
-
-def _page_cache() -> RenderedPageCache:
-    # One cache per app: copy versions are only comparable within one database.
-    return current_app.extensions.setdefault("pricing_page_cache", RenderedPageCache())
-
-
 @bp.get("/")
 @bp.get("/pricing")
 def index() -> str:
@@ -122,55 +81,43 @@ def index() -> str:
     cycle = selected_cycle(request.args.get("cycle"))
     plan = request.args.get("plan")
     key = (request.path, cycle, plan if plan in get_catalog().plans else None)
-    cache = _page_cache()
     if current_user.is_authenticated:
-        return _member_page(cache, key)
+        return _member_page(key)
     # Asking which copy version is published was this page's only database work, and cost more
     # than the rest of it: trusting the answer for PRICING_CACHE_SECONDS lets the busiest page
     # skip the database, while anonymous visitors of other workers see a publish that much later.
-    version = cache.version(current_app.config["PRICING_CACHE_SECONDS"], current_version)
-    return cache.get_or_render(version, key, lambda: render_pricing(published_copy()))
+    return pricing_pages().get_or_render(
+        copy_version(), key, lambda: render_pricing(published_copy())
+    )
 
 
-# Stands in for the visitor's CSRF token in cached pages; stamped with the real one per request.
-CSRF_PLACEHOLDER = "csrf-placeholder-4e1d9c"
-
-
-def _member_page(cache: RenderedPageCache, key: tuple[str | None, ...]) -> str:
+def _member_page(key: tuple[str | None, ...]) -> str:
     """A logged-in visitor's page differs from another's only by their plan, their role and
     their CSRF token; the first two go into the cache key, the token is stamped in after."""
     # Editors check the exact version (they have just published); others may trust it briefly.
-    max_age = 0 if current_user.is_editor else current_app.config["PRICING_CACHE_SECONDS"]
-    version = cache.version(max_age, current_version)
-    subscription = billing.live_subscription(current_user.id)
-    plan_state = (subscription.plan_id, subscription.cycle) if subscription else (None, None)
-    member_key = (*key, "member", *plan_state, str(current_user.is_editor))
-    page = cache.get_or_render(
+    version = copy_version(exact=current_user.is_editor)
+    member_key = (*key, "member", *plan_state(current_user.id), str(current_user.is_editor))
+    page = pricing_pages().get_or_render(
         version,
         member_key,
-        lambda: _render_with_csrf_placeholder(lambda: render_pricing(published_copy())),
+        lambda: render_with_csrf_placeholder(lambda: render_pricing(published_copy())),
     )
-    return page.replace(CSRF_PLACEHOLDER, generate_csrf())
+    return stamp_csrf(page)
 
 
-def _render_with_csrf_placeholder(render: Callable[[], str]) -> str:
-    # Flask-WTF keeps the request's token in `g.csrf_token`; every form rendered while it holds
-    # the placeholder carries the placeholder instead.
-    real_token = generate_csrf()
-    g.csrf_token = CSRF_PLACEHOLDER
-    try:
-        return render()
-    finally:
-        g.csrf_token = real_token
+def plan_state(user_id: int) -> tuple[str | None, str | None]:
+    """(plan, cycle) of the member's live subscription, or (None, None); from the member cache."""
+    return member_cache.cached(user_id, "plan state", lambda: _live_plan_state(user_id))
+
+
+def _live_plan_state(user_id: int) -> tuple[str | None, str | None]:
+    subscription = billing.live_subscription(user_id)
+    return (subscription.plan_id, subscription.cycle) if subscription else (None, None)
 
 
 def visitor_context() -> dict[str, Any]:
     """What the cards need to know about a logged-in visitor: their plan, and forms to post."""
     if not current_user.is_authenticated:
         return {}
-    subscription = billing.live_subscription(current_user.id)
-    return {
-        "current_plan": subscription.plan_id if subscription else None,
-        "current_cycle": subscription.cycle if subscription else None,
-        "form": EmptyForm(),
-    }
+    current_plan, current_cycle = plan_state(current_user.id)
+    return {"current_plan": current_plan, "current_cycle": current_cycle, "form": EmptyForm()}
