@@ -10,9 +10,14 @@ threads = int(os.environ.get("GUNICORN_THREADS", "1"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
+# Load the app once in the master and fork workers from it: a new or recycled worker starts in
+# milliseconds instead of importing everything again (about a second of CPU under load), and
+# shares the master's memory pages. Safe because building the app opens no connection: pools,
+# the member cache's change feed and the Stripe client all connect on first use, in the worker.
+preload_app = True
 # Recycle workers now and then so a slow leak can never grow without bound.
-max_requests = 5000
-max_requests_jitter = 500
+max_requests = 20000
+max_requests_jitter = 2000
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
 # The usual combined format plus the duration and the app's request id (X-Request-ID), so an
 # access line can be matched with the application's log lines of the same request.
