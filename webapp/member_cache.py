@@ -178,7 +178,9 @@ class FeedUnavailable(Exception):
 class MemberCache:
     """Per user, a few named values (`get(user_id, name, load)`), kept while the feed is quiet."""
 
-    def __init__(self, feed: ChangeFeed | None, max_age: float, max_members: int = 10_000) -> None:
+    # A member's entries take a few KB (mostly the account page): 2,000 keep a worker's memory
+    # well inside its budget while covering everyone active within MEMBER_CACHE_SECONDS.
+    def __init__(self, feed: ChangeFeed | None, max_age: float, max_members: int = 2_000) -> None:
         self._feed = feed
         self._max_age = max_age
         self._max_members = max_members
@@ -209,11 +211,18 @@ class MemberCache:
         value = load()
         with self._lock:
             if epoch == self._epoch:
-                self._entries.setdefault(user_id, {})[name] = (now, value)
-                self._entries.move_to_end(user_id)
-                while len(self._entries) > self._max_members:
-                    self._entries.popitem(last=False)
+                self._store(user_id, name, now, value)
         return value
+
+    def _store(self, user_id: int, name: Hashable, now: float, value: Any) -> None:
+        member = self._entries.setdefault(user_id, {})
+        # Names can go out of use (an account page of an older copy version): drop expired ones.
+        for expired in [key for key, (at, _) in member.items() if now - at >= self._max_age]:
+            del member[expired]
+        member[name] = (now, value)
+        self._entries.move_to_end(user_id)
+        while len(self._entries) > self._max_members:
+            self._entries.popitem(last=False)  # the least recently used member
 
     def forget_everyone(self) -> None:
         with self._lock:
