@@ -13,6 +13,7 @@ from datetime import timedelta
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 
 from tests.conftest import AuthActions, create_user, csrf_token, make_app
 from webapp.extensions import db
@@ -244,3 +245,31 @@ def test_a_change_committed_while_loading_is_not_served_afterwards(tmp_path):
     assert cache.get(1, "row", load_while_someone_writes) == "old"
     assert cache.get(1, "row", lambda: "new") == "new"
     writer.close()
+
+
+def test_a_lost_feed_connection_never_serves_stale_pages(
+    database_url, client, member, other_worker
+):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the LISTEN connection exists on PostgreSQL only")
+    account(client)  # the feed is listening now
+    with other_worker.app_context():
+        [(ended,)] = db.session.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query = 'LISTEN member_changed'"
+            )
+        )
+        db.session.commit()
+    assert ended == 1
+    # Changes made while nobody listens must still show: the cache notices the lost connection
+    # and answers from the database until it listens again.
+    grant(other_worker, member, 900, "while-deaf")
+    assert 'data-testid="credit-balance">900<' in eventually(
+        lambda: account(client), 'data-testid="credit-balance">900<'
+    )
+    account(client)  # listening again
+    grant(other_worker, member, 100, "after-reconnect")
+    assert 'data-testid="credit-balance">1,000<' in eventually(
+        lambda: account(client), 'data-testid="credit-balance">1,000<'
+    )

@@ -29,6 +29,7 @@ from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+import psycopg
 from flask import Flask, current_app, has_app_context
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -78,6 +79,7 @@ def trigger_sql(table: str, column: str) -> str:
 
 
 EVERYONE = object()  # what a feed reports when it cannot say whose rows changed
+_INHERITED: list[Any] = []  # feed connections a forked child must leave alone (see below)
 
 
 class ChangeFeed(Protocol):
@@ -99,7 +101,9 @@ class PostgresFeed:
         self._retry_at = 0.0
 
     def changes(self) -> set[int] | object:
-        if self._connection is None or self._pid != os.getpid():
+        if self._connection is not None and self._pid != os.getpid():
+            self._abandon_inherited()
+        if self._connection is None:
             if time.monotonic() < self._retry_at:
                 raise FeedUnavailable("waiting before reconnecting")
             # A new connection missed whatever was sent before it listened: start from scratch.
@@ -109,7 +113,7 @@ class PostgresFeed:
         pgconn = self._connection.pgconn
         try:
             pgconn.consume_input()
-        except Exception as exc:  # the server went away: psycopg.OperationalError and kin
+        except psycopg.Error as exc:  # the server went away
             log.warning("member cache: lost the change feed (%s); reconnecting", exc)
             self.close()
             raise FeedUnavailable from exc
@@ -122,8 +126,6 @@ class PostgresFeed:
         return changed
 
     def _listen(self) -> Any:
-        import psycopg
-
         cargs, cparams = self._engine.dialect.create_connect_args(self._engine.url)
         try:
             connection = psycopg.connect(*cargs, **cparams, autocommit=True)
@@ -134,10 +136,17 @@ class PostgresFeed:
             raise FeedUnavailable from exc
         return connection
 
+    def _abandon_inherited(self) -> None:
+        # A connection inherited over fork() is the parent's: closing it, even by garbage
+        # collection, would end the parent's session. Keep it referenced and never use it.
+        _INHERITED.append(self._connection)
+        self._connection = None
+
     def close(self) -> None:
+        if self._pid != os.getpid():
+            return  # nothing of this process's own to close
         connection, self._connection = self._connection, None
-        # Never close a connection inherited over fork(): it is the parent's.
-        if connection is not None and self._pid == os.getpid():
+        if connection is not None:
             connection.close()
 
 
