@@ -187,7 +187,7 @@ def test_handler_exception_rolls_back_and_answers_500(app, client, paid, monkeyp
         raise RuntimeError("disk full half-way")
 
     # The subscription row is written first, then the grant crashes: nothing may remain.
-    monkeypatch.setattr(billing, "grant_invoice_credits", crash_after_writing)
+    monkeypatch.setattr(billing.events, "grant_invoice_credits", crash_after_writing)
     response = post_event(client, invoice_paid)
     assert response.status_code == 500
     assert sql(app, "select count(*) from subscriptions") == [(0,)]
