@@ -10,6 +10,10 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # p99, less memory). With a distant database, raise WEB_CONCURRENCY and measure again.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# A sync worker busy with one request for longer than this is killed, and its client gets a
+# dropped connection. The app keeps each request's Stripe work within STRIPE_REQUEST_BUDGET_SECONDS
+# (15 by default) and refuses to start unless that leaves at least 5 s of this timeout; webapp's
+# Config reads GUNICORN_TIMEOUT too, so set it here through the variable, not --timeout.
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5

@@ -19,6 +19,10 @@ DEV_SECRET_KEY = "dev-only-secret-key-change-me"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me"
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_development_only"
 
+# What a request's Stripe budget must leave of gunicorn's worker timeout: time for the database,
+# the page and the thread hand-offs around each Stripe attempt.
+REQUEST_HEADROOM_SECONDS = 5
+
 
 class ConfigError(RuntimeError):
     """The environment describes a configuration the app must not run with."""
@@ -82,8 +86,16 @@ class Config:
         self.STRIPE_WEBHOOK_SECRET = env.get("STRIPE_WEBHOOK_SECRET") or (
             "" if self.STRIPE_SECRET_KEY else SANDBOX_WEBHOOK_SECRET
         )
-        self.STRIPE_TIMEOUT_SECONDS = float(env.get("STRIPE_TIMEOUT_SECONDS", "20"))
+        # The longest one HTTP attempt to Stripe may take, wall-clock (Stripe answers in well
+        # under a second; a slow call is retried, with the same idempotency key).
+        self.STRIPE_TIMEOUT_SECONDS = float(env.get("STRIPE_TIMEOUT_SECONDS", "8"))
         self.STRIPE_MAX_NETWORK_RETRIES = int(env.get("STRIPE_MAX_NETWORK_RETRIES", "2"))
+        # All the Stripe work of one web request (every call, retry and backoff) ends this long
+        # after the request began, so a page answers before gunicorn kills its worker
+        # (webapp/stripe_budget.py). CLI commands and background work have per-call limits only.
+        self.STRIPE_REQUEST_BUDGET_SECONDS = float(env.get("STRIPE_REQUEST_BUDGET_SECONDS", "15"))
+        # gunicorn.conf.py reads the same variable; here only to check the budget against it.
+        self.GUNICORN_TIMEOUT = int(env.get("GUNICORN_TIMEOUT", "30"))
         # Sandbox only: extra webhook endpoints (comma-separated URLs) besides this site's own.
         self.SANDBOX_WEBHOOK_URLS = _list(env.get("SANDBOX_WEBHOOK_URLS"))
         # "thread": deliver webhooks in the background, as Stripe does; "sync": before the
@@ -139,7 +151,8 @@ class Config:
         return not self.STRIPE_SECRET_KEY
 
     def validate(self) -> None:
-        """Refuse configurations that would be unsafe in production."""
+        """Refuse timeouts that contradict each other, and settings unsafe in production."""
+        self._validate_timeouts()
         if self.APP_ENV != "production":
             return
         problems = []
@@ -155,6 +168,25 @@ class Config:
             problems.append("STRIPE_WEBHOOK_SECRET must be set")
         if problems:
             raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+
+    def _validate_timeouts(self) -> None:
+        budget, worker = self.STRIPE_REQUEST_BUDGET_SECONDS, self.GUNICORN_TIMEOUT
+        problems = []
+        if self.STRIPE_TIMEOUT_SECONDS <= 0:
+            problems.append("STRIPE_TIMEOUT_SECONDS must be positive")
+        if self.STRIPE_MAX_NETWORK_RETRIES < 0:
+            problems.append("STRIPE_MAX_NETWORK_RETRIES must be 0 or more")
+        if budget <= 0:
+            problems.append("STRIPE_REQUEST_BUDGET_SECONDS must be positive")
+        # 0 turns gunicorn's timeout off: nothing to stay under.
+        elif worker > 0 and budget > worker - REQUEST_HEADROOM_SECONDS:
+            problems.append(
+                f"STRIPE_REQUEST_BUDGET_SECONDS ({budget:g}) must leave at least "
+                f"{REQUEST_HEADROOM_SECONDS} s of GUNICORN_TIMEOUT ({worker}) for the rest of "
+                "the request, or a hung Stripe gets the worker killed mid-request"
+            )
+        if problems:
+            raise ConfigError("Refusing to start: " + "; ".join(problems))
 
     def as_dict(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in dir(self) if key.isupper()}
