@@ -189,7 +189,7 @@ def _run_within(
         if abandon is not None:
             abandon()
         raise stripe.APIConnectionError(
-            f"Request to {what} timed out after {limit:g}s", should_retry=retryable
+            f"Request to {what} timed out after {limit:.3g}s", should_retry=retryable
         )
     if "error" in outcome:
         raise outcome["error"]
