@@ -28,7 +28,8 @@ FAULT_MODES = ["500", "timeout"]
 @pytest.fixture
 def config_overrides():
     # One attempt per call and a short client timeout, so a hung Stripe costs two seconds, not
-    # twenty; still long enough that a healthy call on a loaded CI machine never times out.
+    # the default eight; still long enough that a healthy call on a loaded CI machine never
+    # times out.
     return {
         "SANDBOX_DELIVER_TO_SELF": False,
         "STRIPE_MAX_NETWORK_RETRIES": 0,
