@@ -128,6 +128,19 @@ class Store:
         query = query.order_by(SandboxObject.seq.desc())
         return [json.loads(data) for data in self.session.scalars(query)]
 
+    # --- how objects are shown -----------------------------------------------------------------
+
+    def render(self, obj: Any) -> Any:
+        """A copy of `obj` as the API shows it now (live prices, current line metadata…), still
+        carrying the sandbox's private notes."""
+        from webapp.sandbox.views import render
+
+        return render(self, obj)
+
+    def view(self, obj: Any) -> Any:
+        """`obj` exactly as the API and events show it."""
+        return public_view(self.render(obj))
+
     # --- events -------------------------------------------------------------------------------
 
     def emit(
@@ -137,7 +150,7 @@ class Store:
         previous_attributes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record an event about `obj` (a snapshot, as Stripe sends it)."""
-        data: dict[str, Any] = {"object": public_view(obj)}
+        data: dict[str, Any] = {"object": self.view(obj)}
         if previous_attributes is not None:
             data["previous_attributes"] = public_view(previous_attributes)
         event = {
