@@ -173,7 +173,7 @@ def _render_portal(
         current = None
         if sub:
             item = sub["items"]["data"][0]
-            current = _describe_price(store, item["price"])
+            current = _describe_price(store, store.get("price", item["price"]))
             current["period_end"] = _date(item["current_period_end"])
         switch_form = SwitchPlanForm()
         switch_form.price.choices = [
@@ -218,7 +218,7 @@ def _change_subscription(portal_id: str, change) -> str:
                 abort(404)
             sub = store.get("subscription", state["sub"]["id"], for_update=True)
             before = copy.deepcopy(sub)
-            message = change(store, sub)
+            sub, message = change(store, sub)
             store.save(sub)
             if changes := diff(before, sub):
                 store.emit("customer.subscription.updated", sub, changes)
@@ -231,31 +231,32 @@ def _change_subscription(portal_id: str, change) -> str:
 def portal_switch(portal_id: str) -> str:
     price_id = request.form.get("price", "")
 
-    def switch(store: Store, sub: dict[str, Any]) -> str:
+    def switch(store: Store, sub: dict[str, Any]):
         price = store.get("price", price_id)
         if not price["active"]:
             raise StripeAPIError(400, "That plan is no longer sold.")
         # The customer is present in the portal, so the card is charged on-session.
-        operations.change_price(store, sub, price, "always_invoice", off_session=False)
-        return f"Your plan is now {_describe_price(store, price)['label']}."
+        change = operations.Change(price=price, proration_behavior="always_invoice")
+        sub = operations.apply_change(store, sub, change)
+        return sub, f"Your plan is now {_describe_price(store, price)['label']}."
 
     return _change_subscription(portal_id, switch)
 
 
 @bp.post("/portal/<portal_id>/cancel")
 def portal_cancel(portal_id: str) -> str:
-    def cancel(store: Store, sub: dict[str, Any]) -> str:
+    def cancel(store: Store, sub: dict[str, Any]):
         operations.set_cancel_at_period_end(store, sub, True)
-        return f"Your plan will end on {_date(sub['cancel_at'])}."
+        return sub, f"Your plan will end on {_date(sub['cancel_at'])}."
 
     return _change_subscription(portal_id, cancel)
 
 
 @bp.post("/portal/<portal_id>/resume")
 def portal_resume(portal_id: str) -> str:
-    def resume(store: Store, sub: dict[str, Any]) -> str:
+    def resume(store: Store, sub: dict[str, Any]):
         operations.set_cancel_at_period_end(store, sub, False)
-        return "Your plan will renew as usual."
+        return sub, "Your plan will renew as usual."
 
     return _change_subscription(portal_id, resume)
 

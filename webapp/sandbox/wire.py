@@ -19,10 +19,14 @@ class StripeAPIError(Exception):
         code: str | None = None,
         param: str | None = None,
         decline_code: str | None = None,
+        keep_changes: bool = False,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type = status, message, type
         self.code, self.param, self.decline_code = code, param, decline_code
+        # Stripe answers some requests with an error after having changed things (a failed
+        # invoice payment leaves a failed charge and its events): commit them all the same.
+        self.keep_changes = keep_changes
 
     def envelope(self) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.type, "message": self.message}

@@ -16,7 +16,11 @@ SESSION_CREATE = {
     "line_items": [{"price": SCALAR, "quantity": SCALAR}],
     "client_reference_id": SCALAR,
     "metadata": MAP,
-    "subscription_data": {"metadata": MAP, "description": SCALAR},
+    "subscription_data": {
+        "metadata": MAP,
+        "description": SCALAR,
+        "billing_mode": {"type": SCALAR, "flexible": {"proration_discounts": SCALAR}},
+    },
     "allow_promotion_codes": SCALAR,
     "success_url": SCALAR,
     "cancel_url": SCALAR,
@@ -62,6 +66,12 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
             param="expires_at",
         )
     subscription_data = params.get("subscription_data") or {}
+    billing_mode = (subscription_data.get("billing_mode") or {}).get("type", "flexible")
+    if billing_mode not in ("classic", "flexible"):
+        raise invalid(
+            "Invalid subscription_data[billing_mode][type]: must be one of classic, flexible",
+            param="subscription_data[billing_mode][type]",
+        )
     session_id = new_id("cs_test_", 58)
     session = objects.checkout_session(
         now,
@@ -85,6 +95,7 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
         success_url=params["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id),
         _line_items=[{"price": price["id"], "quantity": quantity}],
         _subscription_metadata=merge_metadata(subscription_data.get("metadata")),
+        _billing_mode=billing_mode,
     )
     store.save(session)
     return session
