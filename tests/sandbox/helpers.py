@@ -96,7 +96,7 @@ def advance(app: Flask, days: float = 0, seconds: int = 0) -> None:
 def event_types(gateway: StripeGateway) -> list[str]:
     """Every event so far, oldest first."""
     listed = gateway.client.v1.events.list(params={"limit": 100})
-    return [event.type for event in reversed(listed.data)]
+    return [event.type for event in reversed(list(listed.auto_paging_iter()))]
 
 
 def events_of(gateway: StripeGateway, event_type: str) -> list[Any]:

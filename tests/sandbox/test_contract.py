@@ -56,6 +56,7 @@ SDK_CLASSES: dict[str, type] = {
     "refund": stripe.Refund,
     "dispute": stripe.Dispute,
     "balance_transaction": stripe.BalanceTransaction,  # as a dispute carries it
+    "subscription_schedule": stripe.SubscriptionSchedule,
 }
 
 
@@ -167,6 +168,11 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
         "refund": json.loads(refund.last_response.body),
         "dispute": dispute,
         "balance_transaction": dispute["balance_transactions"][0],
+        "subscription_schedule": json.loads(
+            v1.subscription_schedules.create(
+                params={"from_subscription": sub.id}
+            ).last_response.body
+        ),
     }
 
 

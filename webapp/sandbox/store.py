@@ -29,6 +29,10 @@ OBJECT_NAMES = {
     "invoice": "invoice",
     "payment_method": "PaymentMethod",
     "event": "event",
+    "subscription_schedule": "subscription_schedule",
+    "payment_intent": "payment_intent",
+    "invoice_payment": "invoice_payment",
+    "billing_portal.configuration": "billing_portal.configuration",
 }
 
 

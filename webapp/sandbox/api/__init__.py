@@ -30,6 +30,7 @@ from webapp.sandbox.api import (  # noqa: F401
     invoices,
     payments,
     portal,
+    schedules,
     subscriptions,
 )
 from webapp.sandbox.api.routing import ROUTES, Call, expand

@@ -9,4 +9,5 @@ from webapp.sandbox.objects.catalog import *  # noqa: F403
 from webapp.sandbox.objects.common import *  # noqa: F403
 from webapp.sandbox.objects.customers import *  # noqa: F403
 from webapp.sandbox.objects.payments import *  # noqa: F403
+from webapp.sandbox.objects.schedules import *  # noqa: F403
 from webapp.sandbox.objects.sessions import *  # noqa: F403
