@@ -111,14 +111,64 @@ def raw(obj: Any) -> dict[str, Any]:
     return json.loads(obj.last_response.body)
 
 
+def catalog_products(gateway: StripeGateway) -> list[dict[str, Any]]:
+    """Every product of the catalog with its monthly and yearly prices, for a configuration."""
+    gateway.price_for("starter_monthly")  # the sandbox sells the catalog from then on
+    prices = gateway.client.v1.prices.list(params={"active": True, "limit": 100}).data
+    by_product: dict[str, list[str]] = {}
+    for price in prices:
+        if price.lookup_key:
+            by_product.setdefault(price.product, []).append(price.id)
+    return [{"product": product, "prices": ids} for product, ids in by_product.items()]
+
+
+def portal_configuration(gateway: StripeGateway, **features: Any) -> Any:
+    """A portal configuration like the one our billing code sets up: every plan offered,
+    upgrades now (always_invoice), downgrades and shorter intervals at the period end,
+    cancellation at the period end with a reason, card updates and invoices."""
+    settings: dict[str, Any] = {
+        "subscription_update": {
+            "enabled": True,
+            "default_allowed_updates": ["price"],
+            "products": catalog_products(gateway),
+            "proration_behavior": "always_invoice",
+            "schedule_at_period_end": {
+                "conditions": [{"type": "decreasing_item_amount"}, {"type": "shortening_interval"}]
+            },
+        },
+        "subscription_cancel": {
+            "enabled": True,
+            "mode": "at_period_end",
+            "cancellation_reason": {
+                "enabled": True,
+                "options": ["too_expensive", "unused", "other"],
+            },
+        },
+        "payment_method_update": {"enabled": True},
+        "invoice_history": {"enabled": True},
+    }
+    for name, value in features.items():
+        settings[name] = value
+    return gateway.client.v1.billing_portal.configurations.create(params={"features": settings})
+
+
+def open_portal(gateway: StripeGateway, customer_id: str, configuration: str | None = None):
+    """A portal session (making the default configuration first if there is none)."""
+    configurations = gateway.client.v1.billing_portal.configurations
+    if configuration is None and not configurations.list(params={"is_default": True}).data:
+        portal_configuration(gateway)
+    params: dict[str, Any] = {"customer": customer_id, "return_url": "http://localhost/account"}
+    if configuration:
+        params["configuration"] = configuration
+    return gateway.client.v1.billing_portal.sessions.create(params=params)
+
+
 def update_card(
     app: Flask, gateway: StripeGateway, customer_id: str, card: str = "4242424242424242"
 ) -> Any:
     """Replace the customer's card on the hosted portal page, as a person would (the portal
     then pays the customer's open invoices with it)."""
-    portal = gateway.create_portal_session(
-        customer_id=customer_id, return_url="http://localhost/account"
-    )
+    portal = open_portal(gateway, customer_id)
     client = client_of(app)
     path = urlsplit(portal.url).path
     token, _ = form_token(client, path)

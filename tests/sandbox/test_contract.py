@@ -16,7 +16,14 @@ import pytest
 import stripe
 from flask import Flask
 
-from tests.sandbox.helpers import client_of, new_checkout, pay, subscribe
+from tests.sandbox.helpers import (
+    client_of,
+    new_checkout,
+    open_portal,
+    pay,
+    portal_configuration,
+    subscribe,
+)
 from webapp.config import PROJECT_ROOT
 from webapp.stripe_gateway import StripeGateway
 
@@ -57,6 +64,7 @@ SDK_CLASSES: dict[str, type] = {
     "dispute": stripe.Dispute,
     "balance_transaction": stripe.BalanceTransaction,  # as a dispute carries it
     "subscription_schedule": stripe.SubscriptionSchedule,
+    "billing_portal.configuration": stripe.billing_portal.Configuration,
 }
 
 
@@ -133,7 +141,8 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
     price = gateway.price_for("starter_monthly")
     events = gateway.client.v1.events.list(params={"limit": 100})
     attached = next(e for e in events.data if e.type == "payment_method.attached")
-    portal = gateway.create_portal_session(customer_id=sub.customer, return_url="http://x")
+    configuration = portal_configuration(gateway)
+    portal = open_portal(gateway, sub.customer)
     v1 = gateway.client.v1
     payment = v1.invoice_payments.list(params={"invoice": sub.latest_invoice}).data[0]
     pi = v1.payment_intents.retrieve(payment.payment.payment_intent)
@@ -154,6 +163,7 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
         ),
         "checkout.session": open_session,
         "billing_portal.session": json.loads(portal.last_response.body),
+        "billing_portal.configuration": json.loads(configuration.last_response.body),
         "subscription": subscription,
         "subscription_item": subscription["items"]["data"][0],
         "plan": subscription["items"]["data"][0]["plan"],

@@ -53,6 +53,12 @@ def invalid(message: str, param: str | None = None, code: str | None = None) -> 
     return StripeAPIError(400, message, code=code or "parameter_invalid_string", param=param)
 
 
+def refused(message: str, param: str | None = None, code: str | None = None) -> StripeAPIError:
+    """A well-formed request Stripe will not carry out in the object's current state: 400
+    `invalid_request_error`, with a `code` only where Stripe has one."""
+    return StripeAPIError(400, message, code=code, param=param)
+
+
 def _split_key(key: str) -> list[str]:
     """`line_items[0][price]` → `["line_items", "0", "price"]`; `expand[]` → `["expand", ""]`."""
     head, _, rest = key.partition("[")

@@ -10,7 +10,7 @@ from webapp.sandbox import operations
 from webapp.sandbox.api.routing import LIST, Call, merge_metadata, paginate, route
 from webapp.sandbox.operations.changes import PAYMENT_BEHAVIORS, PRORATION_BEHAVIORS
 from webapp.sandbox.store import Store, diff
-from webapp.sandbox.wire import MAP, SCALAR, StripeAPIError, as_bool, as_int, invalid
+from webapp.sandbox.wire import MAP, SCALAR, StripeAPIError, as_bool, as_int, invalid, refused
 
 FEEDBACK = (
     "customer_service",
@@ -117,7 +117,7 @@ def update_subscription(call: Call, id: str) -> dict[str, Any]:
     sub = store.get("subscription", id, for_update=True)
     before = copy.deepcopy(sub)
     if sub["status"] == "canceled" and set(params) - {"metadata", "cancellation_details", "expand"}:
-        raise invalid(
+        raise refused(
             "A canceled subscription can only update its cancellation_details and metadata."
         )
     change = requested_change(store, sub, params)

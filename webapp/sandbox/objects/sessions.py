@@ -78,12 +78,14 @@ def checkout_session(now: int, *, session_id: str, url: str, **fields: Any) -> d
     return obj
 
 
-def portal_session(now: int, *, customer_id: str, return_url: str | None, url_base: str):
+def portal_session(
+    now: int, *, customer_id: str, configuration_id: str, return_url: str | None, url_base: str
+) -> dict[str, Any]:
     session_id = new_id("bps_")
     return {
         "id": session_id,
         "object": "billing_portal.session",
-        "configuration": "bpc_sandbox_default",
+        "configuration": configuration_id,
         "created": now,
         "customer": customer_id,
         "customer_account": None,
@@ -93,4 +95,78 @@ def portal_session(now: int, *, customer_id: str, return_url: str | None, url_ba
         "on_behalf_of": None,
         "return_url": return_url,
         "url": f"{url_base}sandbox/portal/{session_id}",
+    }
+
+
+# Reasons a customer may give when cancelling (SDK billing_portal `_configuration.py`). Stripe's
+# create example returns these five when `options` is not given.
+CANCELLATION_REASONS = (
+    "customer_service",
+    "low_quality",
+    "missing_features",
+    "other",
+    "switched_service",
+    "too_complex",
+    "too_expensive",
+    "unused",
+)
+DEFAULT_CANCELLATION_REASONS = [
+    "too_expensive",
+    "missing_features",
+    "switched_service",
+    "unused",
+    "other",
+]
+
+
+def portal_configuration(now: int) -> dict[str, Any]:
+    """A customer-portal configuration with every feature off, as Stripe fills in what a create
+    request leaves out (docs.stripe.com/api/customer_portal/configurations/create, example
+    response; `schedule_at_period_end`, `billing_cycle_anchor` and `trial_update_behavior`
+    are always returned since 2024-12-18.acacia and 2025-12-15.clover)."""
+    return {
+        "id": new_id("bpc_"),
+        "object": "billing_portal.configuration",
+        "active": True,
+        "application": None,
+        "business_profile": {
+            "headline": None,
+            "privacy_policy_url": None,
+            "terms_of_service_url": None,
+        },
+        "created": now,
+        "default_return_url": None,
+        "features": {
+            "customer_update": {"allowed_updates": [], "enabled": False},
+            "invoice_history": {"enabled": False},
+            "payment_method_update": {"enabled": False, "payment_method_configuration": None},
+            "subscription_cancel": {
+                "cancellation_reason": {
+                    "enabled": False,
+                    "options": list(DEFAULT_CANCELLATION_REASONS),
+                },
+                "enabled": False,
+                "mode": "at_period_end",
+                "proration_behavior": "none",
+            },
+            "subscription_pause": {
+                "duration": {"interval_options": [], "type": "indefinite"},
+                "enabled": False,
+            },
+            "subscription_update": {
+                "billing_cycle_anchor": None,
+                "default_allowed_updates": [],
+                "enabled": False,
+                "products": [],
+                "proration_behavior": "none",
+                "schedule_at_period_end": {"conditions": []},
+                "trial_update_behavior": "end_trial",
+            },
+        },
+        "is_default": False,
+        "livemode": False,
+        "login_page": {"enabled": False, "url": None},
+        "metadata": {},
+        "name": None,
+        "updated": now,
     }

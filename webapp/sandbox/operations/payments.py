@@ -10,7 +10,7 @@ from webapp.sandbox import objects
 from webapp.sandbox.operations.cards import card_failure
 from webapp.sandbox.operations.invoicing import invoice_payments
 from webapp.sandbox.store import Store, diff, public_view
-from webapp.sandbox.wire import StripeAPIError, invalid
+from webapp.sandbox.wire import StripeAPIError, invalid, refused
 
 RETRY_AFTER_SECONDS = 3 * 86400  # when Stripe's smart retries would try a failed renewal again
 DISPUTE_RESPONSE_SECONDS = 7 * 86400  # time given to answer a dispute (Stripe: 7 to 21 days)
@@ -270,7 +270,7 @@ def update_dispute(
     before = copy.deepcopy(dispute)
     if (evidence is not None or submit) and dispute["status"] not in OPEN_DISPUTE:
         # Assumption: Stripe's wording for evidence sent after the response window.
-        raise invalid(
+        raise refused(
             f"This dispute is {dispute['status'].replace('_', ' ')}: evidence can no "
             "longer be updated or submitted.",
             param="evidence",
@@ -304,7 +304,7 @@ def close_dispute(store: Store, dispute: dict[str, Any], outcome: str) -> dict[s
     keeps it withdrawn; both send `charge.dispute.closed`."""
     if dispute["status"] in ("won", "lost", "warning_closed"):
         # Assumption: Stripe's wording for closing a dispute twice is undocumented.
-        raise invalid(f"The dispute {dispute['id']} is already closed.")
+        raise refused(f"The dispute {dispute['id']} is already closed.")
     if dispute["status"].startswith("warning"):
         outcome = "warning_closed"
     now = store.now()
@@ -338,7 +338,7 @@ def void_invoice(store: Store, invoice: dict[str, Any]) -> dict[str, Any]:
     if invoice["status"] not in ("open", "uncollectible") or invoice.get("_preview"):
         # Assumption: the transition table allows only these two; Stripe's wording for the
         # refusal is undocumented.
-        raise invalid(
+        raise refused(
             "You can only void an invoice whose status is `open` or `uncollectible`; this "
             f"invoice is `{invoice['status']}`.",
             param="invoice",
@@ -367,7 +367,7 @@ def void_invoice(store: Store, invoice: dict[str, Any]) -> dict[str, Any]:
 def mark_uncollectible(store: Store, invoice: dict[str, Any]) -> dict[str, Any]:
     """open → uncollectible; it can still be paid or voided afterwards."""
     if invoice["status"] != "open" or invoice.get("_preview"):
-        raise invalid(
+        raise refused(
             "You can only mark an invoice uncollectible when its status is `open`; this "
             f"invoice is `{invoice['status']}`.",
             param="invoice",
@@ -388,11 +388,11 @@ def pay_invoice_now(
 ) -> dict[str, Any]:
     """`POST /v1/invoices/{id}/pay`: collect an open or uncollectible invoice now."""
     if invoice.get("_preview"):
-        raise invalid("You cannot pay a preview invoice.", param="invoice")
+        raise refused("You cannot pay a preview invoice.", param="invoice")
     if invoice["status"] == "paid":
-        raise invalid("Invoice is already paid", param="invoice")
+        raise refused("Invoice is already paid", param="invoice")
     if invoice["status"] not in ("open", "uncollectible"):
-        raise invalid(f"You cannot pay an invoice with status `{invoice['status']}`.")
+        raise refused(f"You cannot pay an invoice with status `{invoice['status']}`.")
     customer = store.get("customer", invoice["customer"])
     if pm_id:
         pm = store.get("payment_method", pm_id, param="payment_method")

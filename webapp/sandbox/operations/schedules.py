@@ -16,7 +16,7 @@ from webapp.sandbox.operations.changes import ACTIVE, Change, apply_change, inte
 from webapp.sandbox.operations.invoicing import create_invoice, period_line
 from webapp.sandbox.operations.payments import default_payment_method, pay_invoice
 from webapp.sandbox.store import Store, diff
-from webapp.sandbox.wire import invalid
+from webapp.sandbox.wire import invalid, refused
 
 LIVE = ("not_started", "active")
 MAX_PHASES = 10  # "at most 10 current or future phases" (D-SS)
@@ -26,7 +26,7 @@ def _refuse_unless_live(schedule: dict[str, Any], action: str) -> None:
     if schedule["status"] not in LIVE:
         # The rule is Stripe's ("can only be released/canceled if its status is not_started
         # or active", SDK `_subscription_schedule.py`); the wording is an assumption.
-        raise invalid(
+        raise refused(
             f"You cannot {action} a subscription schedule whose status is "
             f"`{schedule['status']}`; only `not_started` or `active` schedules can be {action}d."
         )
@@ -70,13 +70,13 @@ def from_subscription(
     `from_subscription`), and optionally a second one (a price and quantity) from the end of
     that period for one interval of the new price."""
     if sub["status"] not in ACTIVE:
-        raise invalid(
+        raise refused(
             f"The subscription {sub['id']} is canceled and cannot be scheduled.",
             param="from_subscription",
         )
     if sub.get("schedule"):
         # Assumption: Stripe's wording; a subscription has at most one schedule.
-        raise invalid(
+        raise refused(
             f"The subscription {sub['id']} is already attached to a schedule: `{sub['schedule']}`.",
             param="from_subscription",
         )
