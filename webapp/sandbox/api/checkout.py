@@ -67,6 +67,15 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
         )
     subscription_data = params.get("subscription_data") or {}
     billing_mode = (subscription_data.get("billing_mode") or {}).get("type", "flexible")
+    proration_discounts = ((subscription_data.get("billing_mode") or {}).get("flexible") or {}).get(
+        "proration_discounts"
+    )
+    if proration_discounts not in (None, "included", "itemized"):
+        raise invalid(
+            "Invalid subscription_data[billing_mode][flexible][proration_discounts]: must be one "
+            "of included, itemized",
+            param="subscription_data[billing_mode][flexible][proration_discounts]",
+        )
     if billing_mode not in ("classic", "flexible"):
         raise invalid(
             "Invalid subscription_data[billing_mode][type]: must be one of classic, flexible",
@@ -96,6 +105,7 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
         _line_items=[{"price": price["id"], "quantity": quantity}],
         _subscription_metadata=merge_metadata(subscription_data.get("metadata")),
         _billing_mode=billing_mode,
+        _proration_discounts=proration_discounts,
     )
     store.save(session)
     return session

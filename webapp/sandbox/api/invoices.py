@@ -57,7 +57,9 @@ def list_invoice_lines(call: Call, id: str) -> dict[str, Any]:
 def invoice_payment_list(store: Store, invoice: dict[str, Any]) -> dict[str, Any]:
     """`expand[]=payments`: the invoice's InvoicePayments, which Stripe includes only when asked
     (SDK `_invoice_payment.py`: "an includable payments property")."""
-    found = sorted(invoice_payments(store, invoice["id"]), key=lambda p: p["created"])
+    found = sorted(
+        invoice_payments(store, store.get("invoice", invoice["id"])), key=lambda p: p["created"]
+    )
     return objects.list_object(found, f"/v1/invoice_payments?invoice={invoice['id']}")
 
 

@@ -29,7 +29,7 @@ def subscription_item(
     }
 
 
-def billing_mode(mode: str, now: int) -> dict[str, Any]:
+def billing_mode(mode: str, now: int, proration_discounts: str | None = None) -> dict[str, Any]:
     """`billing_mode` as the SDK types it (`{type, flexible, updated_at}`).
 
     Assumption (undocumented): a subscription born flexible shows `flexible` with Stripe's
@@ -38,7 +38,7 @@ def billing_mode(mode: str, now: int) -> dict[str, Any]:
     """
     if mode == "flexible":
         return {
-            "flexible": {"proration_discounts": "included"},
+            "flexible": {"proration_discounts": proration_discounts or "included"},
             "type": "flexible",
             "updated_at": now,
         }
@@ -54,6 +54,7 @@ def subscription(
     metadata: dict[str, Any],
     payment_method_id: str | None,
     mode: str = "flexible",
+    proration_discounts: str | None = None,
 ) -> dict[str, Any]:
     sub_id = new_id("sub_")
     interval = price_obj["recurring"]["interval"]
@@ -70,7 +71,7 @@ def subscription(
         "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None},
         "billing_cycle_anchor": now,
         "billing_cycle_anchor_config": None,
-        "billing_mode": billing_mode(mode, now),
+        "billing_mode": billing_mode(mode, now, proration_discounts),
         "billing_schedules": [],
         "billing_thresholds": None,
         "cancel_at": None,

@@ -43,6 +43,7 @@ def pay_checkout_session(
         # subscriptions since 2025-09-30.clover (docs.stripe.com/changelog/clover/2025-09-30/
         # billing-mode-default-flexible).
         mode=session.get("_billing_mode") or "flexible",
+        proration_discounts=session.get("_proration_discounts"),
     )
     store.save(sub)
     store.emit("customer.subscription.created", sub)

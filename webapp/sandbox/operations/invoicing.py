@@ -180,10 +180,13 @@ def finalize_invoice(store: Store, invoice: dict[str, Any]) -> None:
     pi["_invoice"] = invoice["id"]
     store.save(pi)
     store.emit("payment_intent.created", pi)
-    store.save(objects.invoice_payment(now, invoice_obj=invoice, payment_intent_id=pi["id"]))
-    invoice["_payment_intent"] = pi["id"]
+    payment = objects.invoice_payment(now, invoice_obj=invoice, payment_intent_id=pi["id"])
+    store.save(payment)
+    # Private links, so collecting the invoice needs no search.
+    invoice["_payment_intent"], invoice["_invoice_payments"] = pi["id"], [payment["id"]]
     store.save(invoice)
 
 
-def invoice_payments(store: Store, invoice_id: str) -> list[dict[str, Any]]:
-    return [p for p in store.query("invoice_payment") if p["invoice"] == invoice_id]
+def invoice_payments(store: Store, invoice: dict[str, Any]) -> list[dict[str, Any]]:
+    """The invoice's InvoicePayments (one: the sandbox makes no partial payments)."""
+    return [store.get("invoice_payment", pid) for pid in invoice.get("_invoice_payments", [])]

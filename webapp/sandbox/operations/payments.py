@@ -84,7 +84,7 @@ def pay_invoice(
     store.emit("charge.succeeded", charge)
     store.save(pi)
     store.emit("payment_intent.succeeded", pi)
-    for payment in invoice_payments(store, invoice["id"]):
+    for payment in invoice_payments(store, invoice):
         if payment["payment"]["payment_intent"] == pi["id"] and payment["status"] == "open":
             payment.update(status="paid", amount_paid=pi["amount"])
             payment["status_transitions"]["paid_at"] = now
@@ -354,7 +354,7 @@ def void_invoice(store: Store, invoice: dict[str, Any]) -> dict[str, Any]:
             pi.update(status="canceled", canceled_at=now, cancellation_reason="void_invoice")
             store.save(pi)
             store.emit("payment_intent.canceled", pi)
-        for payment in invoice_payments(store, invoice["id"]):
+        for payment in invoice_payments(store, invoice):
             if payment["status"] == "open":
                 payment["status"] = "canceled"
                 payment["status_transitions"]["canceled_at"] = now
