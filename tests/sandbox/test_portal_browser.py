@@ -3,12 +3,15 @@ no sideways scrolling, and never left on a POST address after an action."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import browser, live_server  # noqa: F401  (fixtures)
+from tests.e2e.conftest import CHROMIUM_ARGS, CHROMIUM_PATH, live_server  # noqa: F401
 from tests.sandbox.helpers import open_portal
 from webapp.stripe_gateway import get_gateway
 
@@ -20,19 +23,46 @@ def config_overrides():
     return {"SANDBOX_DELIVER_TO_SELF": False}
 
 
-@pytest.fixture
-def phone(browser):  # noqa: F811
-    context = browser.new_context(viewport={"width": 390, "height": 844})
-    context.set_default_timeout(15_000)
-    yield context.new_page()
-    context.close()
+def on_a_phone(steps: Callable[[Any], None]) -> None:
+    """Run `steps` with a 390 px wide page, in a thread of its own: the browser tests'
+    session-wide Playwright may already be running in this one, and the sync API allows one
+    per thread."""
+    from playwright.sync_api import sync_playwright
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(
+                    executable_path=CHROMIUM_PATH, args=CHROMIUM_ARGS
+                )
+                context = browser.new_context(viewport={"width": 390, "height": 844})
+                context.set_default_timeout(15_000)
+                try:
+                    steps(context.new_page())
+                finally:
+                    browser.close()
+        except BaseException as exc:  # handed back to the test's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "the browser steps did not finish"
+    if failure:
+        raise failure[0]
 
 
 def fits(page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def test_the_portal_works_at_390px(live_server, phone):  # noqa: F811
+def test_the_portal_works_at_390px(live_server):  # noqa: F811
+    on_a_phone(lambda phone: portal_steps(live_server, phone))
+
+
+def portal_steps(live_server, phone) -> None:  # noqa: F811
     app = live_server.app
     with app.app_context():
         gateway = get_gateway()
