@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import weakref
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,5 +54,123 @@ def pay(client: FlaskClient, session_url: str, card: str = "4242 4242 4242 4242"
     return client.post(path, data=data)
 
 
+_CLIENTS: weakref.WeakKeyDictionary[Flask, FlaskClient] = weakref.WeakKeyDictionary()
+
+
+def client_of(app: Flask) -> FlaskClient:
+    """One browser per test app. Under the tests' pushed app context Flask-WTF keeps the
+    first CSRF token it made in `g`, so a second client would post without its token."""
+    if app not in _CLIENTS:
+        _CLIENTS[app] = app.test_client()
+    return _CLIENTS[app]
+
+
 def sandbox_of(app: Flask):
     return app.extensions["stripe_sandbox"]
+
+
+def subscribe(
+    app: Flask,
+    gateway: StripeGateway,
+    *,
+    card: str = "4242424242424242",
+    lookup_key: str = "starter_monthly",
+    key: str = "1",
+    email: str = "ada@example.com",
+) -> Any:
+    """A customer who paid a checkout on the hosted page: their subscription."""
+    session = new_checkout(gateway, lookup_key=lookup_key, key=key, email=email)
+    response = pay(client_of(app), session.url, card)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return gateway.retrieve_subscription(gateway.retrieve_checkout_session(session.id).subscription)
+
+
+def advance(app: Flask, days: float = 0, seconds: int = 0) -> None:
+    """Move the sandbox's test clock on (renewals, cancellations, schedule phases…)."""
+    response = app.test_client().post(
+        "/sandbox/control/advance", json={"days": days, "seconds": seconds}
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def event_types(gateway: StripeGateway) -> list[str]:
+    """Every event so far, oldest first."""
+    listed = gateway.client.v1.events.list(params={"limit": 100})
+    return [event.type for event in reversed(list(listed.auto_paging_iter()))]
+
+
+def events_of(gateway: StripeGateway, event_type: str) -> list[Any]:
+    """The events of one type, newest first."""
+    return gateway.client.v1.events.list(params={"type": event_type, "limit": 100}).data
+
+
+def raw(obj: Any) -> dict[str, Any]:
+    """The JSON the sandbox sent for an SDK object."""
+    import json
+
+    return json.loads(obj.last_response.body)
+
+
+def catalog_products(gateway: StripeGateway) -> list[dict[str, Any]]:
+    """Every product of the catalog with its monthly and yearly prices, for a configuration."""
+    gateway.price_for("starter_monthly")  # the sandbox sells the catalog from then on
+    prices = gateway.client.v1.prices.list(params={"active": True, "limit": 100}).data
+    by_product: dict[str, list[str]] = {}
+    for price in prices:
+        if price.lookup_key:
+            by_product.setdefault(price.product, []).append(price.id)
+    return [{"product": product, "prices": ids} for product, ids in by_product.items()]
+
+
+def portal_configuration(gateway: StripeGateway, **features: Any) -> Any:
+    """A portal configuration like the one our billing code sets up: every plan offered,
+    upgrades now (always_invoice), downgrades and shorter intervals at the period end,
+    cancellation at the period end with a reason, card updates and invoices."""
+    settings: dict[str, Any] = {
+        "subscription_update": {
+            "enabled": True,
+            "default_allowed_updates": ["price"],
+            "products": catalog_products(gateway),
+            "proration_behavior": "always_invoice",
+            "schedule_at_period_end": {
+                "conditions": [{"type": "decreasing_item_amount"}, {"type": "shortening_interval"}]
+            },
+        },
+        "subscription_cancel": {
+            "enabled": True,
+            "mode": "at_period_end",
+            "cancellation_reason": {
+                "enabled": True,
+                "options": ["too_expensive", "unused", "other"],
+            },
+        },
+        "payment_method_update": {"enabled": True},
+        "invoice_history": {"enabled": True},
+    }
+    for name, value in features.items():
+        settings[name] = value
+    return gateway.client.v1.billing_portal.configurations.create(params={"features": settings})
+
+
+def open_portal(gateway: StripeGateway, customer_id: str, configuration: str | None = None):
+    """A portal session (making the default configuration first if there is none)."""
+    configurations = gateway.client.v1.billing_portal.configurations
+    if configuration is None and not configurations.list(params={"is_default": True}).data:
+        portal_configuration(gateway)
+    params: dict[str, Any] = {"customer": customer_id, "return_url": "http://localhost/account"}
+    if configuration:
+        params["configuration"] = configuration
+    return gateway.client.v1.billing_portal.sessions.create(params=params)
+
+
+def update_card(
+    app: Flask, gateway: StripeGateway, customer_id: str, card: str = "4242424242424242"
+) -> Any:
+    """Replace the customer's card on the hosted portal page, as a person would (the portal
+    then pays the customer's open invoices with it)."""
+    portal = open_portal(gateway, customer_id)
+    client = client_of(app)
+    path = urlsplit(portal.url).path
+    token, _ = form_token(client, path)
+    data = {"csrf_token": token, "card_number": card, "expiry": "12 / 34", "cvc": "123"}
+    return client.post(f"{path}/card", data=data)

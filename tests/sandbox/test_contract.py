@@ -16,7 +16,14 @@ import pytest
 import stripe
 from flask import Flask
 
-from tests.sandbox.helpers import new_checkout, pay
+from tests.sandbox.helpers import (
+    client_of,
+    new_checkout,
+    open_portal,
+    pay,
+    portal_configuration,
+    subscribe,
+)
 from webapp.config import PROJECT_ROOT
 from webapp.stripe_gateway import StripeGateway
 
@@ -29,6 +36,9 @@ LEFT_OUT: dict[str, set[str]] = {
     # The fixture still carries the pre-2025 top-level `subscription`; the pinned API version
     # (and the SDK's Invoice class) moved it to `parent.subscription_details.subscription`.
     "invoice": {"subscription"},
+    # Not auto-expanded since 2022-11-15 (docs.stripe.com/changelog/2022-11-15/
+    # deprecates-charges-auto-expand): present only with `expand[]=refunds`.
+    "charge": {"refunds"},
     # Fields for features the sandbox does not offer (tax ID collection, shipping, crypto…) are
     # returned with neutral values, not left out; nothing else is missing.
 }
@@ -47,6 +57,14 @@ SDK_CLASSES: dict[str, type] = {
     "event": stripe.Event,
     "payment_method": stripe.PaymentMethod,
     "item": stripe.LineItem,  # a checkout session's line item
+    "payment_intent": stripe.PaymentIntent,
+    "charge": stripe.Charge,
+    "invoice_payment": stripe.InvoicePayment,
+    "refund": stripe.Refund,
+    "dispute": stripe.Dispute,
+    "balance_transaction": stripe.BalanceTransaction,  # as a dispute carries it
+    "subscription_schedule": stripe.SubscriptionSchedule,
+    "billing_portal.configuration": stripe.billing_portal.Configuration,
 }
 
 
@@ -115,7 +133,7 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
     open_session = json.loads(gateway.retrieve_checkout_session(session.id).last_response.body)
     with_items = gateway.retrieve_checkout_session(session.id, expand=["line_items"])
     item = json.loads(with_items.last_response.body)["line_items"]["data"][0]
-    assert pay(app.test_client(), session.url).status_code == 303
+    assert pay(client_of(app), session.url).status_code == 303
     done = gateway.retrieve_checkout_session(session.id)
     sub = gateway.retrieve_subscription(done.subscription)
     invoice = json.loads(gateway.retrieve_invoice(sub.latest_invoice).last_response.body)
@@ -123,7 +141,18 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
     price = gateway.price_for("starter_monthly")
     events = gateway.client.v1.events.list(params={"limit": 100})
     attached = next(e for e in events.data if e.type == "payment_method.attached")
-    portal = gateway.create_portal_session(customer_id=sub.customer, return_url="http://x")
+    configuration = portal_configuration(gateway)
+    portal = open_portal(gateway, sub.customer)
+    v1 = gateway.client.v1
+    payment = v1.invoice_payments.list(params={"invoice": sub.latest_invoice}).data[0]
+    pi = v1.payment_intents.retrieve(payment.payment.payment_intent)
+    refund = v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
+    disputed = subscribe(app, gateway, card="4000000000000259", key="2", email="d@example.com")
+    disputed_payment = v1.invoice_payments.list(params={"invoice": disputed.latest_invoice})
+    disputed_pi = v1.payment_intents.retrieve(disputed_payment.data[0].payment.payment_intent)
+    dispute = json.loads(
+        v1.disputes.list(params={"payment_intent": disputed_pi.id}).last_response.body
+    )["data"][0]
     return {
         "product": json.loads(
             gateway.client.v1.products.retrieve(price.product).last_response.body
@@ -134,6 +163,7 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
         ),
         "checkout.session": open_session,
         "billing_portal.session": json.loads(portal.last_response.body),
+        "billing_portal.configuration": json.loads(configuration.last_response.body),
         "subscription": subscription,
         "subscription_item": subscription["items"]["data"][0],
         "plan": subscription["items"]["data"][0]["plan"],
@@ -142,6 +172,17 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
         "event": json.loads(gateway.client.v1.events.retrieve(attached.id).last_response.body),
         "item": item,
         "payment_method": json.loads(json.dumps(attached.data.object.to_dict())),
+        "payment_intent": json.loads(pi.last_response.body),
+        "charge": json.loads(v1.charges.retrieve(pi.latest_charge).last_response.body),
+        "invoice_payment": json.loads(json.dumps(payment.to_dict())),
+        "refund": json.loads(refund.last_response.body),
+        "dispute": dispute,
+        "balance_transaction": dispute["balance_transactions"][0],
+        "subscription_schedule": json.loads(
+            v1.subscription_schedules.create(
+                params={"from_subscription": sub.id}
+            ).last_response.body
+        ),
     }
 
 

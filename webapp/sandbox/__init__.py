@@ -19,6 +19,7 @@ from webapp.sandbox import models  # noqa: F401  (registers the sandbox tables)
 from webapp.sandbox.faults import Faults
 from webapp.sandbox.store import Store
 from webapp.sandbox.webhooks import Webhooks
+from webapp.sandbox.wire import StripeAPIError
 
 
 class Sandbox:
@@ -44,14 +45,24 @@ class Sandbox:
     def store(self) -> Iterator[Store]:
         """A unit of work in its own session and transaction (never the site's session), whose
         events are queued for delivery in the same transaction and sent after the commit."""
+        error: StripeAPIError | None = None
         with Session(self.engine, expire_on_commit=False) as session:
             store = Store(session, self.api_version)
-            yield store
+            try:
+                yield store
+            except StripeAPIError as exc:
+                # Some Stripe errors leave their changes behind (a declined invoice payment
+                # keeps its failed charge and events): commit those, then answer the error.
+                if not exc.keep_changes:
+                    raise
+                error = exc
             if store.events:
                 self.webhooks.queue(session, store.events, self.faults.webhook_plan(store))
             session.commit()
         if store.events:
             self.webhooks.after_commit()
+        if error is not None:
+            raise error
 
 
 def init_app(app: Flask, api_version: str) -> Sandbox:

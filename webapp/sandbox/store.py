@@ -6,6 +6,8 @@ import json
 import secrets
 import string
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +29,10 @@ OBJECT_NAMES = {
     "invoice": "invoice",
     "payment_method": "PaymentMethod",
     "event": "event",
+    "subscription_schedule": "subscription_schedule",
+    "payment_intent": "payment_intent",
+    "invoice_payment": "invoice_payment",
+    "billing_portal.configuration": "billing_portal.configuration",
 }
 
 
@@ -52,14 +58,27 @@ class Store:
         self.events: list[dict[str, Any]] = []
         self.request_info: dict[str, Any] = {"id": None, "idempotency_key": None}
         self._clock_offset: int | None = None
+        self._moment: int | None = None
 
     # --- time -------------------------------------------------------------------------------
 
     def now(self) -> int:
         """Stripe's "now": wall clock plus the test clock's offset."""
+        if self._moment is not None:
+            return self._moment
         if self._clock_offset is None:
             self._clock_offset = int(self.setting("clock_offset", 0))
         return int(time.time()) + self._clock_offset
+
+    @contextmanager
+    def moment(self, timestamp: int) -> Iterator[None]:
+        """Do what the test clock passed over at `timestamp` as of then (objects and events
+        are dated then, as Stripe dates what happens at a period boundary)."""
+        previous, self._moment = self._moment, timestamp
+        try:
+            yield
+        finally:
+            self._moment = previous
 
     def advance_clock(self, seconds: int) -> int:
         self._clock_offset = int(self.setting("clock_offset", 0)) + seconds
@@ -128,6 +147,19 @@ class Store:
         query = query.order_by(SandboxObject.seq.desc())
         return [json.loads(data) for data in self.session.scalars(query)]
 
+    # --- how objects are shown -----------------------------------------------------------------
+
+    def render(self, obj: Any) -> Any:
+        """A copy of `obj` as the API shows it now (live prices, current line metadata…), still
+        carrying the sandbox's private notes."""
+        from webapp.sandbox.views import render
+
+        return render(self, obj)
+
+    def view(self, obj: Any) -> Any:
+        """`obj` exactly as the API and events show it."""
+        return public_view(self.render(obj))
+
     # --- events -------------------------------------------------------------------------------
 
     def emit(
@@ -137,9 +169,13 @@ class Store:
         previous_attributes: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Record an event about `obj` (a snapshot, as Stripe sends it)."""
-        data: dict[str, Any] = {"object": public_view(obj)}
+        data: dict[str, Any] = {"object": self.view(obj)}
         if previous_attributes is not None:
-            data["previous_attributes"] = public_view(previous_attributes)
+            from webapp.sandbox.views import render_previous
+
+            data["previous_attributes"] = public_view(
+                render_previous(self, obj, previous_attributes)
+            )
         event = {
             "id": new_id("evt_"),
             "object": "event",

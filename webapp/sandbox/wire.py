@@ -19,10 +19,14 @@ class StripeAPIError(Exception):
         code: str | None = None,
         param: str | None = None,
         decline_code: str | None = None,
+        keep_changes: bool = False,
     ) -> None:
         super().__init__(message)
         self.status, self.message, self.type = status, message, type
         self.code, self.param, self.decline_code = code, param, decline_code
+        # Stripe answers some requests with an error after having changed things (a failed
+        # invoice payment leaves a failed charge and its events): commit them all the same.
+        self.keep_changes = keep_changes
 
     def envelope(self) -> dict[str, Any]:
         error: dict[str, Any] = {"type": self.type, "message": self.message}
@@ -47,6 +51,12 @@ def resource_missing(object_name: str, object_id: str, param: str = "id") -> Str
 
 def invalid(message: str, param: str | None = None, code: str | None = None) -> StripeAPIError:
     return StripeAPIError(400, message, code=code or "parameter_invalid_string", param=param)
+
+
+def refused(message: str, param: str | None = None, code: str | None = None) -> StripeAPIError:
+    """A well-formed request Stripe will not carry out in the object's current state: 400
+    `invalid_request_error`, with a `code` only where Stripe has one."""
+    return StripeAPIError(400, message, code=code, param=param)
 
 
 def _split_key(key: str) -> list[str]:

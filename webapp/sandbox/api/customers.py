@@ -1,0 +1,59 @@
+"""Customers."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from webapp.sandbox import objects
+from webapp.sandbox.api.routing import LIST, Call, merge_metadata, paginate, route
+from webapp.sandbox.store import diff
+from webapp.sandbox.wire import MAP, SCALAR
+
+CUSTOMER_FIELDS = {
+    "email": SCALAR,
+    "name": SCALAR,
+    "description": SCALAR,
+    "phone": SCALAR,
+    "metadata": MAP,
+    "preferred_locales": [SCALAR],
+}
+
+
+@route("/v1/customers", "POST", CUSTOMER_FIELDS)
+def create_customer(call: Call) -> dict[str, Any]:
+    customer = objects.customer(call.store.now(), email=call.params.get("email"))
+    _apply_customer_fields(customer, call.params)
+    call.store.save(customer)
+    call.store.emit("customer.created", customer)
+    return customer
+
+
+def _apply_customer_fields(customer: dict[str, Any], params: dict[str, Any]) -> None:
+    for key in ("email", "name", "description", "phone"):
+        if key in params:
+            customer[key] = params[key] or None
+    if "preferred_locales" in params:
+        customer["preferred_locales"] = list(params["preferred_locales"] or [])
+    if "metadata" in params:
+        customer["metadata"] = merge_metadata(params["metadata"], customer["metadata"])
+
+
+@route("/v1/customers", "GET", {**LIST, "email": SCALAR})
+def list_customers(call: Call) -> dict[str, Any]:
+    return paginate(call, call.store.query("customer", email=call.params.get("email")))
+
+
+@route("/v1/customers/<id>", "GET", {})
+def retrieve_customer(call: Call, id: str) -> dict[str, Any]:
+    return call.store.get("customer", id)
+
+
+@route("/v1/customers/<id>", "POST", CUSTOMER_FIELDS)
+def update_customer(call: Call, id: str) -> dict[str, Any]:
+    customer = call.store.get("customer", id, for_update=True)
+    before = copy.deepcopy(customer)
+    _apply_customer_fields(customer, call.params)
+    call.store.save(customer)
+    call.store.emit("customer.updated", customer, diff(before, customer))
+    return customer

@@ -1,0 +1,55 @@
+"""What Stripe does when money moves: paying a checkout, collecting, refunding and disputing
+payments, changing or cancelling a subscription, and what the test clock sets off.
+
+- `cards`: Stripe's test cards; attaching a card.
+- `checkout`: paying and expiring Checkout Sessions.
+- `invoicing`: invoice lines, creating and finalizing invoices.
+- `payments`: PaymentIntents, Charges, InvoicePayments, refunds, disputes, voids.
+- `changes`: price/quantity changes, prorations, payment behaviours, cancellations.
+- `schedules`: subscription schedules and their phases.
+- `clock`: renewals and everything else that happens as time passes.
+"""
+
+from webapp.sandbox.operations.cards import (
+    CardError,
+    attach_card,
+    check_card,
+    normalise_card_number,
+)
+from webapp.sandbox.operations.changes import (
+    Change,
+    apply_change,
+    cancel_now,
+    portal_cancel_at_period_end,
+    portal_resume,
+    set_cancel_at,
+    set_cancel_at_period_end,
+)
+from webapp.sandbox.operations.checkout import (
+    expire_checkout_session,
+    expire_overdue_sessions,
+    pay_checkout_session,
+    session_price,
+)
+from webapp.sandbox.operations.clock import advance_clock
+from webapp.sandbox.operations.payments import pay_open_invoices
+
+__all__ = [
+    "CardError",
+    "Change",
+    "advance_clock",
+    "apply_change",
+    "attach_card",
+    "cancel_now",
+    "check_card",
+    "expire_checkout_session",
+    "expire_overdue_sessions",
+    "normalise_card_number",
+    "pay_checkout_session",
+    "pay_open_invoices",
+    "portal_cancel_at_period_end",
+    "portal_resume",
+    "session_price",
+    "set_cancel_at",
+    "set_cancel_at_period_end",
+]

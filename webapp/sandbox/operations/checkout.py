@@ -1,0 +1,103 @@
+"""Paying a hosted Checkout Session (subscription mode), and letting unpaid ones expire."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from webapp.sandbox import objects
+from webapp.sandbox.operations.cards import attach_card, check_card
+from webapp.sandbox.operations.invoicing import create_invoice, period_line
+from webapp.sandbox.operations.payments import pay_invoice
+from webapp.sandbox.store import Store, diff
+from webapp.sandbox.wire import StripeAPIError
+
+
+def session_price(store: Store, session: dict[str, Any]) -> dict[str, Any]:
+    return store.get("price", session["_line_items"][0]["price"])
+
+
+def pay_checkout_session(
+    store: Store, session_id: str, *, card_number: str, exp_month: int, exp_year: int
+) -> dict[str, Any]:
+    """Pay an open subscription-mode session: customer, subscription, paid invoice, events."""
+    session = store.get("checkout.session", session_id, for_update=True)
+    if session["status"] != "open":
+        raise StripeAPIError(400, "This Checkout Session is no longer open.", code="session_closed")
+    today = datetime.fromtimestamp(store.now(), UTC)
+    check_card(card_number, exp_month, exp_year, today.year, today.month)
+
+    customer = _session_customer(store, session)
+    pm = attach_card(store, customer, card_number, exp_month, exp_year)
+    price = session_price(store, session)
+    now = store.now()
+    sub = objects.subscription(
+        now,
+        customer_id=customer["id"],
+        price_obj=price,
+        quantity=session["_line_items"][0]["quantity"],
+        metadata=dict(session.get("_subscription_metadata") or {}),
+        payment_method_id=pm["id"],
+        # Flexible unless the session asked for classic: the default for Checkout-created
+        # subscriptions since 2025-09-30.clover (docs.stripe.com/changelog/clover/2025-09-30/
+        # billing-mode-default-flexible).
+        mode=session.get("_billing_mode") or "flexible",
+        proration_discounts=session.get("_proration_discounts"),
+    )
+    store.save(sub)
+    store.emit("customer.subscription.created", sub)
+    item = sub["items"]["data"][0]
+    line = period_line(store, item, price, now, item["current_period_end"])
+    invoice = create_invoice(store, customer, sub, "subscription_create", [line], now, now)
+    # The customer is on the page: an on-session payment.
+    pay_invoice(store, invoice, pm, off_session=False)
+
+    before = copy.deepcopy(sub)
+    sub["latest_invoice"] = invoice["id"]
+    store.save(sub)
+    store.emit("customer.subscription.updated", sub, diff(before, sub))
+
+    session.update(
+        status="complete",
+        payment_status="paid",
+        customer=customer["id"],
+        subscription=sub["id"],
+        invoice=invoice["id"],
+        customer_details=objects.customer_details(customer["email"]),
+        url=None,
+    )
+    store.save(session)
+    store.emit("checkout.session.completed", session)
+    return session
+
+
+def _session_customer(store: Store, session: dict[str, Any]) -> dict[str, Any]:
+    if session.get("customer"):
+        return store.get("customer", session["customer"])
+    customer = objects.customer(store.now(), email=session.get("customer_email"))
+    store.save(customer)
+    store.emit("customer.created", customer)
+    return customer
+
+
+def expire_checkout_session(store: Store, session_id: str) -> dict[str, Any]:
+    session = store.get("checkout.session", session_id, for_update=True)
+    if session["status"] != "open":
+        raise StripeAPIError(
+            400,
+            f'Only Checkout Sessions with a status in ["open"] can be expired. This Checkout '
+            f'Session has a status of "{session["status"]}".',
+            code="checkout_session_not_open",
+        )
+    session.update(status="expired", url=None)
+    store.save(session)
+    store.emit("checkout.session.expired", session)
+    return session
+
+
+def expire_overdue_sessions(store: Store) -> None:
+    """Open sessions past `expires_at` expire, as Stripe expires them."""
+    for session in store.query("checkout.session"):
+        if session["status"] == "open" and session["expires_at"] <= store.now():
+            expire_checkout_session(store, session["id"])
