@@ -15,6 +15,8 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from webapp.plan_changes import PlanChangePolicy, PolicyError, parse_policy
+
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 CYCLES: tuple[str, ...] = ("monthly", "yearly")
 PLAN_IDS: tuple[str, ...] = ("starter", "professional", "business", "agency")
@@ -64,6 +66,7 @@ class Catalog:
     currency: str
     plans: dict[str, Plan]  # in display order of the file
     default_page_copy: dict[str, Any]
+    policy: PlanChangePolicy
 
     def plan(self, plan_id: str) -> Plan:
         try:
@@ -142,7 +145,11 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
     for key in ("headline", "subheadline"):
         _require(page, key, str, "page")
     page.setdefault("faq", [])
-    return Catalog(currency, {plan.id: plan for plan in plans}, page)
+    try:
+        policy = parse_policy(data.get("plan_changes"))
+    except PolicyError as exc:
+        raise CatalogError(str(exc)) from None
+    return Catalog(currency, {plan.id: plan for plan in plans}, page, policy)
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:

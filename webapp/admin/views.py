@@ -13,6 +13,7 @@ from webapp.admin.forms import EmptyForm, RevertForm, editor_form_class, form_da
 from webapp.catalog import get_catalog
 from webapp.extensions import login_manager
 from webapp.models.copy import CopyDraft
+from webapp.plan_changes import POLICY_QUESTIONS
 from webapp.plan_copy import (
     LIMITS,
     MAX_FAQ_ENTRIES,
@@ -85,6 +86,7 @@ def _editor_page(form: Any, draft: CopyDraft | None, status: int = 200) -> tuple
         limits=LIMITS,
         max_features=MAX_FEATURES,
         max_faq=MAX_FAQ_ENTRIES,
+        policy_questions=POLICY_QUESTIONS,
         button_form=EmptyForm(),
     )
     return html, status

@@ -66,6 +66,7 @@ def render_pricing(copy: PublishedCopy, **extra: Any) -> str:
         "pricing/index.html",
         offers=build_offers(catalog, copy, cycle),
         page=copy.page,
+        faq=catalog.policy.faq(copy.page.get("faq", [])),
         cycle=cycle,
         highlight=highlight if highlight in catalog.plans else None,
         **visitor_context(),
@@ -120,4 +121,22 @@ def visitor_context() -> dict[str, Any]:
     if not current_user.is_authenticated:
         return {}
     current_plan, current_cycle = plan_state(current_user.id)
-    return {"current_plan": current_plan, "current_cycle": current_cycle, "form": EmptyForm()}
+    return {
+        "current_plan": current_plan,
+        "current_cycle": current_cycle,
+        "switch_hint": _switch_hint(current_plan, current_cycle),
+        "form": EmptyForm(),
+    }
+
+
+def _switch_hint(current_plan: str | None, current_cycle: str | None):
+    """What switching from the member's plan to an offer does, per the plan-change policy."""
+    catalog = get_catalog()
+
+    def hint(offer: PlanOffer) -> str:
+        if current_plan is None or current_cycle is None:
+            return ""
+        current = catalog.price(current_plan, current_cycle)
+        return catalog.policy.switch_hint(current, offer.plan.price(offer.cycle))
+
+    return hint
