@@ -75,7 +75,7 @@ def grant_due() -> None:
     from webapp import billing
 
     count = billing.grant_due_credits()
-    click.echo(f"granted {count} monthly credit grant(s)")
+    click.echo(f"wrote {count} credit entr{'y' if count == 1 else 'ies'}")
 
 
 def init_app(app: Flask) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Dialect, Engine
 
 from webapp.extensions import db
 
-__all__ = ["db", "init_app", "insert_or_ignore"]
+__all__ = ["db", "init_app", "insert_or_ignore", "lock_row"]
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:
@@ -34,6 +34,25 @@ def init_app(app: Flask) -> None:
         if engine.dialect.name == "sqlite" and not getattr(engine, "_webapp_configured", False):
             event.listen(engine, "connect", _configure_sqlite)
             engine._webapp_configured = True  # type: ignore[attr-defined]
+
+
+def lock_row(model: type, primary_key: Any) -> None:
+    """Hold `model`'s row until this transaction ends, so writers that lock it take turns.
+
+    PostgreSQL locks the row (SELECT … FOR UPDATE). SQLite has no row locks: a no-op UPDATE takes
+    the database's write lock now, before this transaction reads what it is about to change,
+    so no other writer can commit in between (a deferred transaction would read first and then
+    fail to upgrade its snapshot).
+    """
+    table = model.__table__
+    [key] = table.primary_key.columns
+    session = db.session
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            table.select().with_only_columns(key).where(key == primary_key).with_for_update()
+        )
+    else:
+        session.execute(table.update().where(key == primary_key).values({key.name: key}))
 
 
 def insert_or_ignore(model: type, values: dict[str, Any], conflict_columns: list[str]) -> bool:

@@ -1,12 +1,18 @@
-"""Make Stripe sell exactly the catalog: a product per plan, a price per plan and cycle.
+"""Make Stripe sell exactly the catalog: a product per plan, a price per plan and cycle, and a
+billing-portal configuration that follows the plan-change policy.
 
 Uses only the gateway. Prices are immutable on Stripe, so a changed amount means a new price that
-takes over the lookup key (`transfer_lookup_key`) while the old one is archived.
+takes over the lookup key (`transfer_lookup_key`) while the old one is archived; every price
+carries `plan_id` and `cycle` metadata, which is how billing tells what a price is for. The
+portal configuration lists every plan's current prices, so a re-price updates it too.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import click
 from flask import current_app
@@ -16,6 +22,8 @@ from webapp.catalog import Catalog, Price, get_catalog
 from webapp.stripe_gateway import PaymentProviderError, StripeGateway, get_gateway
 
 INTERVALS = {"monthly": "month", "yearly": "year"}
+# The metadata by which we find our own billing-portal configuration among the account's.
+PORTAL_MARKER = {"managed_by": "llmgen-catalog"}
 
 
 @dataclass
@@ -76,16 +84,43 @@ def _differences(gateway: StripeGateway, catalog: Catalog) -> tuple[list[str], d
                     f"{stripe_price.currency} per {interval}, catalog says "
                     f"{price.amount_cents} {price.currency} per {INTERVALS[price.cycle]}"
                 )
+            elif not _metadata_matches(stripe_price, price):
+                problems.append(
+                    f"price {price.lookup_key}: metadata must say plan_id={price.plan_id} and "
+                    f"cycle={price.cycle}"
+                )
     return problems, products, by_key
+
+
+def _price_metadata(price: Price) -> dict[str, str]:
+    return {"plan_id": price.plan_id, "cycle": price.cycle}
+
+
+def _metadata_matches(stripe_price, price: Price) -> bool:
+    return _price_metadata(price).items() <= _plain(stripe_price.metadata).items()
+
+
+def _plain(metadata: Any) -> dict[str, str]:
+    return metadata.to_dict() if metadata else {}
 
 
 def check_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
     """Every difference between the catalog and Stripe; empty when they agree."""
-    return _differences(gateway, catalog)[0]
+    problems, products, by_key = _differences(gateway, catalog)
+    if problems:
+        return problems  # the portal configuration is checked against a catalog Stripe sells
+    return _portal_differences(gateway, catalog, products, by_key)[0]
 
 
 def sync_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
-    """Create or fix products and prices until Stripe matches the catalog; returns the changes."""
+    """Create or fix products, prices and the portal configuration until Stripe matches the
+    catalog; returns the changes."""
+    changes = _sync_prices(gateway, catalog)
+    _problems, products, by_key = _differences(gateway, catalog)
+    return changes + _sync_portal(gateway, catalog, products, by_key)
+
+
+def _sync_prices(gateway: StripeGateway, catalog: Catalog) -> list[str]:
     problems, products, by_key = _differences(gateway, catalog)
     report = CatalogReport()
     if not problems:
@@ -106,6 +141,9 @@ def sync_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
         for price in plan.prices.values():
             existing = by_key.get(price.lookup_key)
             if existing is not None and _price_matches(existing, price, product.id):
+                if not _metadata_matches(existing, price):
+                    gateway.update_price(existing.id, metadata=_price_metadata(price))
+                    report.add(f"wrote plan metadata on price {existing.id} ({price.lookup_key})")
                 continue
             created = gateway.create_price(
                 product_id=product.id,
@@ -113,7 +151,7 @@ def sync_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
                 currency=price.currency,
                 interval=INTERVALS[price.cycle],
                 lookup_key=price.lookup_key,
-                metadata={"plan_id": plan.id, "cycle": price.cycle},
+                metadata=_price_metadata(price),
                 transfer_lookup_key=existing is not None,
                 # Several processes may sync at once (each gunicorn worker on first use in
                 # sandbox mode): the same key makes the later ones replay the first one's price.
@@ -131,6 +169,132 @@ def sync_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
                 )
     gateway.forget_prices()
     return report.changes
+
+
+# --- the billing-portal configuration -----------------------------------------------------------
+
+
+def desired_portal_configuration(
+    catalog: Catalog, products: dict[str, object], by_key: dict[str, object]
+) -> dict[str, Any]:
+    """The portal configuration the plan-change policy calls for, as Stripe's create params.
+
+    Upgrades apply at once and are invoiced at once (`always_invoice`); with upgrade_billing
+    "new_period" they start a new billing period (`billing_cycle_anchor=now`). Downgrades wait for
+    the period end when the policy says so: Stripe's portal then schedules any switch to a lower
+    amount (`decreasing_item_amount`) or a shorter interval (`shortening_interval`).
+    """
+    policy = catalog.policy
+    conditions = (
+        [{"type": "decreasing_item_amount"}, {"type": "shortening_interval"}]
+        if policy.downgrades == "period_end"
+        else []
+    )
+    at_period_end = policy.cancellations == "period_end"
+    reasons = list(policy.cancellation_reasons)
+    subscription_update: dict[str, Any] = {
+        "enabled": True,
+        "default_allowed_updates": ["price"],
+        "products": [
+            {
+                "product": products[plan.id].id,  # type: ignore[attr-defined]
+                "prices": [by_key[price.lookup_key].id for price in plan.prices.values()],  # type: ignore[attr-defined]
+            }
+            for plan in catalog.plans.values()
+        ],
+        "proration_behavior": "always_invoice",
+        "billing_cycle_anchor": "now" if policy.upgrade_billing == "new_period" else "unchanged",
+        "schedule_at_period_end": {"conditions": conditions},
+    }
+    return {
+        "business_profile": {"headline": "Manage your LLMGen plan"},
+        "features": {
+            "customer_update": {"enabled": False},
+            "invoice_history": {"enabled": True},
+            "payment_method_update": {"enabled": True},
+            "subscription_cancel": {
+                "enabled": True,
+                "mode": "at_period_end" if at_period_end else "immediately",
+                "proration_behavior": "none" if at_period_end else "create_prorations",
+                "cancellation_reason": {
+                    "enabled": bool(reasons),
+                    "options": reasons or ["other"],
+                },
+            },
+            "subscription_update": subscription_update,
+            "subscription_pause": {"enabled": False},
+        },
+        "metadata": dict(PORTAL_MARKER),
+    }
+
+
+def _portal_view(configuration: Any) -> dict[str, Any]:
+    """The parts of a configuration (Stripe's object or our params) the policy decides."""
+    features = configuration["features"]
+    update = features["subscription_update"]
+    cancel = features["subscription_cancel"]
+    schedule = update.get("schedule_at_period_end") or {}
+    return {
+        "subscription_update.enabled": bool(update["enabled"]),
+        "subscription_update.default_allowed_updates": sorted(
+            update.get("default_allowed_updates") or []
+        ),
+        "subscription_update.products": sorted(
+            (p["product"], tuple(sorted(p["prices"]))) for p in update.get("products") or []
+        ),
+        "subscription_update.proration_behavior": update.get("proration_behavior"),
+        "subscription_update.billing_cycle_anchor": update.get("billing_cycle_anchor")
+        or "unchanged",
+        "subscription_update.schedule_at_period_end": sorted(
+            c["type"] for c in schedule.get("conditions") or []
+        ),
+        "subscription_cancel.enabled": bool(cancel["enabled"]),
+        "subscription_cancel.mode": cancel.get("mode"),
+        "subscription_cancel.cancellation_reason": (
+            bool(cancel["cancellation_reason"]["enabled"]),
+            sorted(cancel["cancellation_reason"].get("options") or []),
+        ),
+        "payment_method_update.enabled": bool(features["payment_method_update"]["enabled"]),
+        "invoice_history.enabled": bool(features["invoice_history"]["enabled"]),
+    }
+
+
+def _portal_differences(
+    gateway: StripeGateway, catalog: Catalog, products: dict, by_key: dict
+) -> tuple[list[str], Any, dict[str, Any]]:
+    """(problems, our configuration on Stripe or None, the desired params)."""
+    desired = desired_portal_configuration(catalog, products, by_key)
+    ours = [
+        configuration
+        for configuration in gateway.list_portal_configurations()
+        if configuration.active and PORTAL_MARKER.items() <= _plain(configuration.metadata).items()
+    ]
+    if not ours:
+        return ["billing portal: no configuration of ours on Stripe"], None, desired
+    current = _portal_view(ours[0].to_dict())
+    problems = [
+        f"billing portal: {key} is {current[key]!r} on Stripe, the catalog says {value!r}"
+        for key, value in _portal_view(desired).items()
+        if current[key] != value
+    ]
+    return problems, ours[0], desired
+
+
+def _sync_portal(gateway: StripeGateway, catalog: Catalog, products: dict, by_key: dict):
+    problems, configuration, desired = _portal_differences(gateway, catalog, products, by_key)
+    if not problems:
+        return []
+    if configuration is None:
+        created = gateway.create_portal_configuration(
+            desired, idempotency_key=f"portal-configuration-{_digest(desired)}"
+        )
+        return [f"created billing-portal configuration {created.id}"]
+    gateway.update_portal_configuration(configuration.id, {"features": desired["features"]})
+    return [f"updated billing-portal configuration {configuration.id}: {len(problems)} change(s)"]
+
+
+def _digest(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:16]
 
 
 stripe_cli = AppGroup("stripe", help="Keep Stripe (or the sandbox) in line with the catalog.")

@@ -401,6 +401,8 @@ class StripeGateway:
         self.sandbox_instance = sandbox
         self.sandbox = sandbox is not None
         self._prices: dict[str, tuple[float, stripe.Price]] = {}
+        self._prices_by_id: dict[str, stripe.Price] = {}
+        self._portal_configuration: tuple[float, str] | None = None
         self._catalog_checked = False
         self._lock = threading.Lock()
 
@@ -456,6 +458,30 @@ class StripeGateway:
 
     def forget_prices(self) -> None:
         self._prices.clear()
+        self._prices_by_id.clear()
+        self._portal_configuration = None
+
+    def retrieve_price(self, price_id: str) -> stripe.Price:
+        """A price by id, kept for the life of the process.
+
+        What billing reads of a price by id is what never changes once the catalog sync has
+        written it: its amount, interval and `plan_id`/`cycle` metadata. (Archiving and lookup
+        keys do change; read those through `price_for` or a fresh list.)
+        """
+        cached = self._prices_by_id.get(price_id)
+        if cached is not None:
+            return cached
+        with self._calling("retrieve_price"):
+            price = self.client.v1.prices.retrieve(price_id)
+        if len(self._prices_by_id) > 1000:  # a bound, not an expected size: we sell 8 prices
+            self._prices_by_id.clear()
+        self._prices_by_id[price_id] = price
+        return price
+
+    def update_price(self, price_id: str, **params: Any) -> stripe.Price:
+        with self._calling("update_price"):
+            self._prices_by_id.pop(price_id, None)
+            return self.client.v1.prices.update(price_id, params=params)  # type: ignore[arg-type]
 
     def list_products(self) -> list[stripe.Product]:
         with self._calling("list_products"):
@@ -559,18 +585,65 @@ class StripeGateway:
             return self.client.v1.checkout.sessions.expire(session_id)
 
     def create_portal_session(
-        self, *, customer_id: str, return_url: str
+        self, *, customer_id: str, return_url: str, configuration_id: str | None = None
     ) -> stripe.billing_portal.Session:
+        params: dict[str, Any] = {"customer": customer_id, "return_url": return_url}
+        if configuration_id:
+            params["configuration"] = configuration_id
         with self._calling("create_portal_session"):
-            return self.client.v1.billing_portal.sessions.create(
-                params={"customer": customer_id, "return_url": return_url}
+            return self.client.v1.billing_portal.sessions.create(params=params)  # type: ignore[arg-type]
+
+    # --- billing-portal configurations ---------------------------------------------------------
+
+    def list_portal_configurations(self) -> list[stripe.billing_portal.Configuration]:
+        with self._calling("list_portal_configurations"):
+            listed = self.client.v1.billing_portal.configurations.list(params={"limit": 100})
+            return list(listed.auto_paging_iter())
+
+    def create_portal_configuration(
+        self, params: dict[str, Any], *, idempotency_key: str
+    ) -> stripe.billing_portal.Configuration:
+        with self._calling("create_portal_configuration"):
+            self._portal_configuration = None
+            return self.client.v1.billing_portal.configurations.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
             )
+
+    def update_portal_configuration(
+        self, configuration_id: str, params: dict[str, Any]
+    ) -> stripe.billing_portal.Configuration:
+        with self._calling("update_portal_configuration"):
+            self._portal_configuration = None
+            return self.client.v1.billing_portal.configurations.update(
+                configuration_id,
+                params=params,  # type: ignore[arg-type]
+            )
+
+    def managed_portal_configuration_id(self, marker: dict[str, str]) -> str | None:
+        """The id of the active configuration whose metadata holds `marker` (cached a minute)."""
+        cached = self._portal_configuration
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        self._ensure_sandbox_catalog()
+        for configuration in self.list_portal_configurations():
+            metadata = configuration.metadata.to_dict() if configuration.metadata else {}
+            if configuration.active and marker.items() <= metadata.items():
+                self._portal_configuration = (
+                    time.monotonic() + PRICE_CACHE_SECONDS,
+                    configuration.id,
+                )
+                return configuration.id
+        return None
 
     # --- subscriptions and invoices -----------------------------------------------------------
 
-    def retrieve_subscription(self, subscription_id: str) -> stripe.Subscription:
+    def retrieve_subscription(
+        self, subscription_id: str, *, expand: list[str] | None = None
+    ) -> stripe.Subscription:
         with self._calling("retrieve_subscription"):
-            return self.client.v1.subscriptions.retrieve(subscription_id)
+            params = {"expand": expand} if expand else None
+            return self.client.v1.subscriptions.retrieve(subscription_id, params=params)
 
     def list_subscriptions(self, customer_id: str) -> list[stripe.Subscription]:
         """Every subscription of the customer, canceled ones included."""
@@ -584,18 +657,96 @@ class StripeGateway:
         with self._calling("retrieve_invoice"):
             return self.client.v1.invoices.retrieve(invoice_id)
 
-    def list_invoices(self, customer_id: str, limit: int = 24) -> list[stripe.Invoice]:
+    def invoice_lines(self, invoice: stripe.Invoice) -> list[stripe.InvoiceLineItem]:
+        """Every line of `invoice`: the embedded first page, and the rest when there is more."""
+        lines = invoice.lines
+        if not lines.has_more:
+            return list(lines.data)
+        with self._calling("list_invoice_lines"):
+            listed = self.client.v1.invoices.line_items.list(invoice.id, params={"limit": 100})
+            return list(listed.auto_paging_iter())
+
+    def invoice_payments(self, invoice_id: str) -> list[stripe.InvoicePayment]:
+        with self._calling("list_invoice_payments"):
+            listed = self.client.v1.invoice_payments.list(
+                params={"invoice": invoice_id, "limit": 100}
+            )
+            return list(listed.auto_paging_iter())
+
+    def invoice_for_payment_intent(self, payment_intent_id: str) -> str | None:
+        """The invoice a PaymentIntent paid, through Stripe's InvoicePayment records."""
+        with self._calling("list_invoice_payments"):
+            listed = self.client.v1.invoice_payments.list(
+                params={
+                    "payment": {"type": "payment_intent", "payment_intent": payment_intent_id},
+                    "limit": 1,
+                }
+            )
+        return listed.data[0].invoice if listed.data else None
+
+    def charges_of(self, payment_intent_id: str) -> list[stripe.Charge]:
+        with self._calling("list_charges"):
+            listed = self.client.v1.charges.list(
+                params={"payment_intent": payment_intent_id, "limit": 100}
+            )
+            return list(listed.auto_paging_iter())
+
+    def retrieve_charge(self, charge_id: str) -> stripe.Charge:
+        with self._calling("retrieve_charge"):
+            return self.client.v1.charges.retrieve(charge_id)
+
+    def disputes_of(self, payment_intent_id: str) -> list[stripe.Dispute]:
+        with self._calling("list_disputes"):
+            listed = self.client.v1.disputes.list(
+                params={"payment_intent": payment_intent_id, "limit": 100}
+            )
+            return list(listed.auto_paging_iter())
+
+    def create_refund(
+        self,
+        *,
+        payment_intent_id: str,
+        reason: str,
+        metadata: dict[str, str],
+        idempotency_key: str,
+        amount: int | None = None,
+    ) -> stripe.Refund:
+        params: dict[str, Any] = {
+            "payment_intent": payment_intent_id,
+            "reason": reason,
+            "metadata": metadata,
+        }
+        if amount is not None:
+            params["amount"] = amount
+        with self._calling("create_refund"):
+            return self.client.v1.refunds.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+
+    def list_invoices(
+        self, customer_id: str, limit: int = 24, *, subscription_id: str | None = None
+    ) -> list[stripe.Invoice]:
+        params: dict[str, Any] = {"customer": customer_id, "limit": limit}
+        if subscription_id:
+            params["subscription"] = subscription_id
         with self._calling("list_invoices"):
-            listed = self.client.v1.invoices.list(params={"customer": customer_id, "limit": limit})
+            listed = self.client.v1.invoices.list(params=params)  # type: ignore[arg-type]
             return list(listed.data)
 
     def update_subscription(self, subscription_id: str, **params: Any) -> stripe.Subscription:
         with self._calling("update_subscription"):
             return self.client.v1.subscriptions.update(subscription_id, params=params)  # type: ignore[arg-type]
 
-    def cancel_subscription(self, subscription_id: str) -> stripe.Subscription:
+    def cancel_subscription(
+        self, subscription_id: str, *, idempotency_key: str | None = None, **params: Any
+    ) -> stripe.Subscription:
         with self._calling("cancel_subscription"):
-            return self.client.v1.subscriptions.cancel(subscription_id)
+            return self.client.v1.subscriptions.cancel(
+                subscription_id,
+                params=params or None,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key} if idempotency_key else None,
+            )
 
     # --- webhooks -----------------------------------------------------------------------------
 

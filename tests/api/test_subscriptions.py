@@ -175,8 +175,32 @@ def test_current_matches_the_contract_example(app, client, caller, user_id):
         "currentPeriodStart": "2024-01-15T00:00:00Z",
         "currentPeriodEnd": "2024-02-15T00:00:00Z",
         "cancelAtPeriodEnd": False,
+        # Ours, beside the contract's fields: when it ends, and a switch it has scheduled.
+        "cancelAt": None,
+        "scheduledChange": None,
     }
     assert body["planDetails"]["price"] == 12.99
+
+
+def test_current_says_when_it_ends_and_what_it_switches_to(app, client, caller, user_id):
+    """Flexible billing mode schedules a cancellation as `cancel_at` alone."""
+    add_subscription(
+        app,
+        user_id,
+        cancel_at=datetime(2024, 2, 15, tzinfo=UTC),
+        pending_plan_id="starter",
+        pending_cycle="monthly",
+        pending_change_at=datetime(2024, 2, 15, tzinfo=UTC),
+    )
+    response = client.get(caller.path("/subscriptions/current"), headers=caller.headers)
+    body = assert_conforms(response, "GET", "/subscriptions/current" + caller.suffix)
+    assert body["subscription"]["cancelAtPeriodEnd"] is True
+    assert body["subscription"]["cancelAt"] == "2024-02-15T00:00:00Z"
+    assert body["subscription"]["scheduledChange"] == {
+        "plan": "starter",
+        "billingCycle": "monthly",
+        "effectiveAt": "2024-02-15T00:00:00Z",
+    }
 
 
 def test_current_yearly_prices_the_yearly_cycle(app, client, caller, user_id):

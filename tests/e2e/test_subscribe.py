@@ -72,10 +72,12 @@ def test_choose_sign_up_pay_then_manage_in_the_portal(live_server, page):
     open_account_until(page, url, ">Business<")
     expect(page.get_by_test_id("plan-name")).to_have_text("Business")
 
-    # Cancel at period end: the account shows the notice.
+    # Cancel at period end, with a reason: the account says when the plan ends.
     page.get_by_role("button", name="Manage billing").click()
+    page.get_by_label(re.compile("too expensive", re.I)).check()
     page.get_by_role("button", name="Cancel at period end").click()
-    open_account_until(page, url, "set to cancel at the end of the period")
+    open_account_until(page, url, "Your plan is set to end on")
+    expect(page.get_by_test_id("ends-notice")).to_contain_text(re.compile(r"\w+ \d{1,2}, \d{4}"))
 
     # Past the period end, the plan is gone.
     client = live_server.app.test_client()

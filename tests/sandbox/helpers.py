@@ -153,13 +153,17 @@ def portal_configuration(gateway: StripeGateway, **features: Any) -> Any:
 
 
 def open_portal(gateway: StripeGateway, customer_id: str, configuration: str | None = None):
-    """A portal session (making the default configuration first if there is none)."""
-    configurations = gateway.client.v1.billing_portal.configurations
-    if configuration is None and not configurations.list(params={"is_default": True}).data:
-        portal_configuration(gateway)
-    params: dict[str, Any] = {"customer": customer_id, "return_url": "http://localhost/account"}
-    if configuration:
-        params["configuration"] = configuration
+    """A portal session on `configuration`, or on a new one made by `portal_configuration`.
+
+    Never the account's default: the app makes its own configuration (the plan-change policy's)
+    when it first sells the catalog, and these tests are about the sandbox, not that policy.
+    """
+    configuration = configuration or portal_configuration(gateway).id
+    params = {
+        "customer": customer_id,
+        "return_url": "http://localhost/account",
+        "configuration": configuration,
+    }
     return gateway.client.v1.billing_portal.sessions.create(params=params)
 
 

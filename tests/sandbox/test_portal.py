@@ -174,13 +174,15 @@ def test_a_configuration_offers_only_recurring_prices_of_their_product(app, gate
 
 
 def test_sessions_need_a_default_or_active_configuration(app, gateway):
-    customer = subscribe(app, gateway).customer
+    # A customer made before anything sold the catalog: the account has no configuration yet.
+    customer = gateway.create_customer(email="ada@example.com", user_id=1, idempotency_key="c").id
     sessions = v1(gateway).billing_portal.sessions
     with pytest.raises(stripe.InvalidRequestError) as none:
         sessions.create(params={"customer": customer, "return_url": "http://localhost/account"})
     assert "save your customer portal settings" in none.value.user_message
 
-    default = portal_configuration(gateway)
+    portal_configuration(gateway)  # the first configuration of the account is its default
+    [default] = v1(gateway).billing_portal.configurations.list(params={"is_default": True}).data
     other = v1(gateway).billing_portal.configurations.create(
         params={
             "features": {"invoice_history": {"enabled": True}},

@@ -33,7 +33,10 @@ def index() -> str:
 
 
 def render_account() -> str:
-    subscription = billing.latest_subscription(current_user.id)
+    # The live one if there is one: a duplicate cancelled after it may be newer.
+    subscription = billing.live_subscription(current_user.id) or billing.latest_subscription(
+        current_user.id
+    )
     plan = get_catalog().plan(subscription.plan_id) if subscription else None
     return render_template(
         "account/index.html",
@@ -42,6 +45,7 @@ def render_account() -> str:
         plan=plan,
         has_access=billing.has_access(subscription),
         credits=billing.credit_summary(current_user.id),
+        duplicates=billing.recent_duplicates(current_user.id),
         form=EmptyForm(),
     )
 
@@ -58,6 +62,8 @@ def portal() -> Response | tuple[str, int]:
     except billing.NoBillingAccount:
         flash("You have no billing account yet. Choose a plan to get started.", "info")
         return redirect(url_for("account.index"), code=303)
+    except billing.CatalogMismatch as exc:
+        return render_template("errors/503.html", status=503, message=exc.message), 503
     except PaymentProviderError as exc:
         log.warning("portal for user %s failed at the payment provider: %s", current_user.id, exc)
         return render_template("errors/502.html", status=502), 502

@@ -22,6 +22,7 @@ ERROR_CODES = {
     "invalid_redirect_url": "successUrl, cancelUrl or returnUrl is not an allowed absolute URL.",
     "subscription_exists": "The user already has a subscription; change plans in the portal.",
     "no_billing_account": "The user has never bought anything, so there is no portal yet.",
+    "checkout_in_progress": "Another checkout of the same user is being started; retry shortly.",
     "unauthorized": "The credential is missing, invalid, expired, revoked or of the wrong kind.",
     "forbidden": "The request is not allowed.",
     "not_found": "No such endpoint.",
@@ -164,7 +165,32 @@ SCHEMAS: dict[str, Any] = {
             "billingCycle": {"type": "string", "enum": list(CYCLES)},
             "currentPeriodStart": {"type": ["string", "null"], "format": "date-time"},
             "currentPeriodEnd": {"type": ["string", "null"], "format": "date-time"},
-            "cancelAtPeriodEnd": {"type": "boolean"},
+            "cancelAtPeriodEnd": {
+                "type": "boolean",
+                "description": "True when the subscription ends at (or before) the period end.",
+            },
+            "cancelAt": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "When the subscription is set to end; null if it renews.",
+            },
+            "scheduledChange": {
+                "description": "A switch that takes effect later (a downgrade at the period "
+                "end), or null.",
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "required": ["plan", "billingCycle", "effectiveAt"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "plan": {"type": "string", "enum": list(PLAN_IDS)},
+                            "billingCycle": {"type": "string", "enum": list(CYCLES)},
+                            "effectiveAt": {"type": "string", "format": "date-time"},
+                        },
+                    },
+                ],
+            },
         },
     },
     "PlanDetails": {
@@ -339,6 +365,7 @@ def _checkout(flavour: str) -> dict[str, Any]:
                     "`invalid_plan`, `invalid_billing_cycle`, `invalid_redirect_url`, "
                     "`subscription_exists`, `validation_error` or `invalid_json`."
                 ),
+                "409": _error("`checkout_in_progress`: another checkout start is under way."),
                 **_common_errors(body=True),
                 "502": _response("PaymentProviderUnavailable"),
                 "503": _response("ServiceUnavailable"),

@@ -43,13 +43,26 @@ def plan_details(plan: Plan, price: Price, copy: PublishedCopy) -> dict[str, Any
 
 
 def subscription(row: Subscription) -> dict[str, Any]:
+    ends_at = row.ends_at
+    pending = row.pending_plan_id and row.pending_cycle and row.pending_change_at
     return {
         "plan": row.plan_id,
         "status": row.status,
         "billingCycle": row.cycle,
         "currentPeriodStart": iso_z(row.current_period_start),
         "currentPeriodEnd": iso_z(row.current_period_end),
-        "cancelAtPeriodEnd": bool(row.cancel_at_period_end),
+        # Flexible billing mode schedules a cancellation as `cancel_at` alone: it ends all the same.
+        "cancelAtPeriodEnd": ends_at is not None
+        and row.current_period_end is not None
+        and ends_at <= row.current_period_end,
+        "cancelAt": iso_z(ends_at),
+        "scheduledChange": {
+            "plan": row.pending_plan_id,
+            "billingCycle": row.pending_cycle,
+            "effectiveAt": iso_z(row.pending_change_at),
+        }
+        if pending
+        else None,
     }
 
 

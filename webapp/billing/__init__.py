@@ -8,13 +8,16 @@ The one place that writes subscription, checkout and credit state. Two rules run
 - Never hold a database transaction open across a call to Stripe (`base.call_stripe`).
 
 Modules: `checkout` (customers, Checkout Sessions, the success page), `subscriptions` (our copy of
-Stripe's subscriptions), `credits` (the ledger), `events` (webhook events, at most once).
+Stripe's subscriptions), `invoices`' credits in `credits` (the ledger; its arithmetic in
+`credit_months`), `duplicates` (one live subscription per user), `stripe_facts` (reading Stripe),
+`sync` (read, then apply), `leases` (locks across Stripe calls), `events` (webhooks, at most once).
 """
 
 from webapp.billing.base import (
     LIVE_STATUSES,
     BillingError,
     CatalogMismatch,
+    CheckoutBusy,
     CheckoutNotFound,
     NoBillingAccount,
     SubscriptionExists,
@@ -26,26 +29,22 @@ from webapp.billing.checkout import (
     fulfil_checkout,
     start_checkout,
 )
-from webapp.billing.credits import (
-    CreditSummary,
-    add_months,
-    credit_summary,
-    grant_credits,
-    grant_due_credits,
-    top_up_after_upgrade,
-)
+from webapp.billing.credit_months import add_months
+from webapp.billing.credits import CreditSummary, credit_summary, grant_due_credits
 from webapp.billing.events import EventOutcome, failed_event_ids, process_event, replay_event
 from webapp.billing.subscriptions import (
     create_portal_session,
     has_access,
     latest_subscription,
     live_subscription,
+    recent_duplicates,
 )
 
 __all__ = [
     "LIVE_STATUSES",
     "BillingError",
     "CatalogMismatch",
+    "CheckoutBusy",
     "CheckoutNotFound",
     "CheckoutStart",
     "CreditSummary",
@@ -59,13 +58,12 @@ __all__ = [
     "ensure_customer",
     "failed_event_ids",
     "fulfil_checkout",
-    "grant_credits",
     "grant_due_credits",
     "has_access",
     "latest_subscription",
     "live_subscription",
     "process_event",
+    "recent_duplicates",
     "replay_event",
     "start_checkout",
-    "top_up_after_upgrade",
 ]

@@ -41,6 +41,13 @@ class CheckoutNotFound(BillingError):
     status = 404
 
 
+class CheckoutBusy(BillingError):
+    """Another checkout start of the same user holds the lock for too long."""
+
+    code = "checkout_in_progress"
+    status = 409
+
+
 class CatalogMismatch(BillingError):
     """Stripe would charge something other than the catalog says; refuse rather than surprise."""
 

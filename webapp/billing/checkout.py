@@ -13,18 +13,28 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.billing.base import (
+    LIVE_STATUSES,
     CatalogMismatch,
+    CheckoutBusy,
     CheckoutNotFound,
     SubscriptionExists,
     call_stripe,
     from_timestamp,
     id_of,
 )
-from webapp.billing.credits import grant_invoice_credits
-from webapp.billing.subscriptions import live_subscription, store_subscription
+from webapp.billing.credits import credits_for_invoice
+from webapp.billing.leases import Busy, lease
+from webapp.billing.stripe_facts import SubscriptionFacts, fetch_invoice_facts
+from webapp.billing.subscriptions import live_subscription
+from webapp.billing.sync import (
+    InvoiceState,
+    apply_invoice_state,
+    apply_subscription_state,
+    fetch_subscription_state,
+)
 from webapp.catalog import Plan, Price, get_catalog
 from webapp.extensions import db
-from webapp.models import CheckoutSession, CreditEntry, User
+from webapp.models import CheckoutSession, User
 from webapp.models.base import utcnow
 from webapp.stripe_gateway import InvalidRequest, get_gateway
 
@@ -43,9 +53,21 @@ class CheckoutStart:
 class Fulfilment:
     """What the success page tells the buyer."""
 
-    status: str  # "complete", "processing", "open" or "expired"
+    status: str  # "complete", "processing", "open", "expired" or "duplicate"
     plan: Plan | None
     credits_granted: int
+
+
+@dataclass(frozen=True)
+class CheckoutFacts:
+    """A Checkout Session as Stripe has it, and once paid its subscription and invoice."""
+
+    session_id: str
+    status: str
+    paid: bool
+    client_reference_id: str | None
+    subscription: SubscriptionFacts | None
+    invoice: InvoiceState | None
 
 
 # --- Checkout ---------------------------------------------------------------------------------
@@ -87,7 +109,23 @@ def start_checkout(
     plan = catalog.plan(plan_id)
     price = plan.price(cycle)
     if live_subscription(user.id) is not None:
-        raise SubscriptionExists("You already have a subscription. Change plans in Manage billing.")
+        raise SubscriptionExists(SUBSCRIPTION_EXISTS)
+    # One checkout start per user at a time, across workers and hosts: a concurrent start waits
+    # here, then finds the session this one opened and reuses it.
+    try:
+        with lease(f"checkout:{user.id}"):
+            return _start_checkout(user, plan, price, success_url, cancel_url)
+    except Busy:
+        raise CheckoutBusy("Another checkout for your account is starting. Try again.") from None
+
+
+SUBSCRIPTION_EXISTS = "You already have a subscription. Change plans in Manage billing."
+
+
+def _start_checkout(
+    user: User, plan: Plan, price: Price, success_url: str, cancel_url: str
+) -> CheckoutStart:
+    plan_id, cycle = plan.id, price.cycle
     # The key counts this user's sessions *before* looking for an open one: a racing request that
     # records its session in between is then found below, or else both send the same key.
     idempotency_key = _checkout_idempotency_key(user.id, plan_id, cycle, success_url, cancel_url)
@@ -95,6 +133,7 @@ def start_checkout(
     if reusable is not None:
         return CheckoutStart(reusable.stripe_session_id, reusable.url, plan, price)
     customer_id = ensure_customer(user)
+    _refuse_if_live_at_stripe(customer_id)
     stripe_price = call_stripe(get_gateway().price_for, price.lookup_key)
     if stripe_price.unit_amount != price.amount_cents or stripe_price.currency != price.currency:
         log.error(
@@ -115,6 +154,18 @@ def start_checkout(
     _record_checkout_session(user.id, plan_id, cycle, session)
     log.info("checkout session %s created for user %s (%s)", session.id, user.id, price.lookup_key)
     return CheckoutStart(session.id, session.url, plan, price)
+
+
+def _refuse_if_live_at_stripe(customer_id: str) -> None:
+    """A checkout paid moments ago may not have reached us yet: Stripe knows first."""
+    subscriptions = call_stripe(get_gateway().list_subscriptions, customer_id)
+    live = [s for s in subscriptions if s.status in LIVE_STATUSES]
+    if not live:
+        return
+    facts = fetch_subscription_state(live[0].id)
+    apply_subscription_state(facts)
+    db.session.commit()
+    raise SubscriptionExists(SUBSCRIPTION_EXISTS)
 
 
 def _checkout_idempotency_key(user_id: int, plan_id: str, cycle: str, *urls: str) -> str:
@@ -179,51 +230,47 @@ def fulfil_checkout(session_id: str, *, user_id: int) -> Fulfilment:
     if row is None or row.user_id != user_id:
         raise CheckoutNotFound("No such checkout session.")
     plan = get_catalog().plan(row.plan_id)
-    session = fetch_checkout_session(session_id)
-    if session.client_reference_id != str(user_id):
+    facts = fetch_checkout_facts(session_id)
+    if facts.client_reference_id != str(user_id):
         raise CheckoutNotFound("No such checkout session.")
-    apply_checkout_session(session)
+    apply_checkout_facts(facts)
     db.session.commit()
-    if session.status == "complete" and session.payment_status in ("paid", "no_payment_required"):
-        return Fulfilment("complete", plan, _credits_for_invoice(id_of(session.invoice)))
-    if session.status == "complete":
+    if facts.status == "complete" and facts.paid:
+        if facts.subscription is not None and facts.subscription.duplicate_of:
+            return Fulfilment("duplicate", plan, 0)
+        invoice_id = facts.invoice.invoice.id if facts.invoice else None
+        return Fulfilment("complete", plan, credits_for_invoice(invoice_id) if invoice_id else 0)
+    if facts.status == "complete":
         return Fulfilment("processing", plan, 0)
-    return Fulfilment(session.status, plan, 0)
+    return Fulfilment(facts.status, plan, 0)
 
 
-def fetch_checkout_session(session_id: str) -> Any:
-    return call_stripe(
-        get_gateway().retrieve_checkout_session, session_id, expand=["subscription", "invoice"]
+def fetch_checkout_facts(session_id: str) -> CheckoutFacts:
+    """The session, and once paid its subscription (duplicates settled first) and invoice."""
+    session = call_stripe(get_gateway().retrieve_checkout_session, session_id)
+    paid = session.payment_status in ("paid", "no_payment_required")
+    subscription = invoice = None
+    subscription_id, invoice_id = id_of(session.subscription), id_of(session.invoice)
+    if session.status == "complete" and paid and subscription_id:
+        subscription = fetch_subscription_state(subscription_id, new=True)
+        if invoice_id:
+            invoice = InvoiceState(fetch_invoice_facts(invoice_id), subscription)
+    return CheckoutFacts(
+        session.id, session.status, paid, session.client_reference_id, subscription, invoice
     )
 
 
-def _credits_for_invoice(invoice_id: str | None) -> int:
-    if invoice_id is None:
-        return 0
-    amount = db.session.scalar(
-        select(CreditEntry.amount).where(CreditEntry.grant_key == f"invoice:{invoice_id}")
-    )
-    return amount or 0
-
-
-def apply_checkout_session(session: Any) -> None:
-    """Record the session's status and, once paid, its subscription and first credits."""
+def apply_checkout_facts(facts: CheckoutFacts) -> None:
+    """Record the session's status and, once paid, its subscription, invoice and credits."""
     db.session.execute(
         update(CheckoutSession)
         .where(
-            CheckoutSession.stripe_session_id == session.id, CheckoutSession.status != "complete"
+            CheckoutSession.stripe_session_id == facts.session_id,
+            CheckoutSession.status != "complete",
         )
-        .values(status=session.status)
+        .values(status=facts.status)
     )
-    if session.status != "complete" or session.payment_status not in (
-        "paid",
-        "no_payment_required",
-    ):
-        return
-    subscription = session.subscription
-    if subscription is None or isinstance(subscription, str):
-        return  # not expanded: the subscription events will bring it
-    row = store_subscription(subscription)
-    invoice = session.invoice
-    if row is not None and invoice is not None and not isinstance(invoice, str):
-        grant_invoice_credits(invoice, row)
+    if facts.invoice is not None:
+        apply_invoice_state(facts.invoice)
+    elif facts.subscription is not None:
+        apply_subscription_state(facts.subscription)

@@ -11,9 +11,15 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.billing.base import LIVE_STATUSES
-from webapp.billing.checkout import apply_checkout_session, fetch_checkout_session
-from webapp.billing.credits import grant_invoice_credits
-from webapp.billing.subscriptions import fetch_invoice, fetch_subscription, store_subscription
+from webapp.billing.checkout import CheckoutFacts, apply_checkout_facts, fetch_checkout_facts
+from webapp.billing.stripe_facts import SubscriptionFacts, invoice_of_payment
+from webapp.billing.sync import (
+    InvoiceState,
+    apply_invoice_state,
+    apply_subscription_state,
+    fetch_invoice_state,
+    fetch_subscription_state,
+)
 from webapp.database import insert_or_ignore
 from webapp.extensions import db
 from webapp.models import Subscription, User, WebhookEvent
@@ -21,36 +27,57 @@ from webapp.models.base import utcnow
 
 log = logging.getLogger(__name__)
 # Each handler is split in two: `fetch` reads what it needs from Stripe (network, no writes),
-# `apply` writes the effects inside the event's one transaction.
+# `apply` writes the effects inside the event's one transaction. Every fetch re-reads Stripe's
+# current state, so the order and the lateness of events do not matter; what an event's own
+# payload is trusted for is only a link that never changes (a refund's payment intent).
 
 
-def _fetch_session(event: dict) -> Any:
-    return fetch_checkout_session(event["data"]["object"]["id"])
+def _object(event: dict) -> dict[str, Any]:
+    return event["data"]["object"]
 
 
-def _fetch_subscription(event: dict) -> Any:
-    return fetch_subscription(event["data"]["object"]["id"])
+def _fetch_session(event: dict) -> CheckoutFacts:
+    return fetch_checkout_facts(_object(event)["id"])
 
 
-def _fetch_invoice(event: dict) -> Any:
-    return fetch_invoice(event["data"]["object"]["id"])
+def _fetch_subscription(event: dict) -> SubscriptionFacts:
+    return fetch_subscription_state(_object(event)["id"])
 
 
-def _apply_subscription(stripe_subscription: Any) -> None:
-    store_subscription(stripe_subscription)
+def _fetch_new_subscription(event: dict) -> SubscriptionFacts:
+    # A subscription we may not know yet: if it is the user's second live one, settle that first.
+    return fetch_subscription_state(_object(event)["id"], new=True)
 
 
-def _apply_paid_invoice(facts: tuple[Any, Any | None]) -> None:
-    invoice, stripe_subscription = facts
-    row = store_subscription(stripe_subscription) if stripe_subscription is not None else None
-    if row is not None:
-        grant_invoice_credits(invoice, row)
+def _fetch_scheduled_subscription(event: dict) -> SubscriptionFacts | None:
+    schedule = _object(event)
+    subscription_id = schedule.get("subscription") or schedule.get("released_subscription")
+    if isinstance(subscription_id, dict):
+        subscription_id = subscription_id.get("id")
+    return fetch_subscription_state(subscription_id) if subscription_id else None
 
 
-def _apply_invoice_problem(facts: tuple[Any, Any | None]) -> None:
-    _invoice, stripe_subscription = facts
-    if stripe_subscription is not None:
-        store_subscription(stripe_subscription)
+def _fetch_invoice(event: dict) -> InvoiceState:
+    return fetch_invoice_state(_object(event)["id"])
+
+
+def _fetch_paid_invoice_of_payment(event: dict) -> InvoiceState | None:
+    """A refund or dispute (or its charge): the invoice its payment paid, read afresh."""
+    payment_intent = _object(event).get("payment_intent")
+    if isinstance(payment_intent, dict):
+        payment_intent = payment_intent.get("id")
+    invoice_id = invoice_of_payment(payment_intent)
+    return fetch_invoice_state(invoice_id) if invoice_id else None
+
+
+def _apply_subscription(facts: SubscriptionFacts | None) -> None:
+    if facts is not None:
+        apply_subscription_state(facts)
+
+
+def _apply_invoice(state: InvoiceState | None) -> None:
+    if state is not None:
+        apply_invoice_state(state)
 
 
 def _fetch_nothing(event: dict) -> dict:
@@ -83,20 +110,39 @@ class EventHandler:
     apply: Callable[[Any], None]
 
 
-_SESSION = EventHandler(_fetch_session, apply_checkout_session)
+_SESSION = EventHandler(_fetch_session, apply_checkout_facts)
 _SUBSCRIPTION = EventHandler(_fetch_subscription, _apply_subscription)
-_INVOICE_PROBLEM = EventHandler(_fetch_invoice, _apply_invoice_problem)
+_SCHEDULE = EventHandler(_fetch_scheduled_subscription, _apply_subscription)
+_INVOICE = EventHandler(_fetch_invoice, _apply_invoice)
+_MONEY_BACK = EventHandler(_fetch_paid_invoice_of_payment, _apply_invoice)
 
+# The events the webhook endpoint must be subscribed to (README, "Stripe, for real").
 EVENT_HANDLERS: dict[str, EventHandler] = {
     "checkout.session.completed": _SESSION,
     "checkout.session.async_payment_succeeded": _SESSION,
     "checkout.session.expired": _SESSION,
-    "customer.subscription.created": _SUBSCRIPTION,
+    "customer.subscription.created": EventHandler(_fetch_new_subscription, _apply_subscription),
     "customer.subscription.updated": _SUBSCRIPTION,
     "customer.subscription.deleted": _SUBSCRIPTION,
-    "invoice.paid": EventHandler(_fetch_invoice, _apply_paid_invoice),
-    "invoice.payment_failed": _INVOICE_PROBLEM,
-    "invoice.payment_action_required": _INVOICE_PROBLEM,
+    "subscription_schedule.created": _SCHEDULE,
+    "subscription_schedule.updated": _SCHEDULE,
+    "subscription_schedule.released": _SCHEDULE,
+    "subscription_schedule.canceled": _SCHEDULE,
+    "subscription_schedule.completed": _SCHEDULE,
+    "subscription_schedule.aborted": _SCHEDULE,
+    "invoice.paid": _INVOICE,
+    "invoice.payment_failed": _INVOICE,
+    "invoice.payment_action_required": _INVOICE,
+    "invoice.voided": _INVOICE,
+    "invoice.marked_uncollectible": _INVOICE,
+    "charge.refunded": _MONEY_BACK,
+    "refund.created": _MONEY_BACK,
+    "refund.updated": _MONEY_BACK,
+    "charge.dispute.created": _MONEY_BACK,
+    "charge.dispute.updated": _MONEY_BACK,
+    "charge.dispute.closed": _MONEY_BACK,
+    "charge.dispute.funds_withdrawn": _MONEY_BACK,
+    "charge.dispute.funds_reinstated": _MONEY_BACK,
     "customer.deleted": EventHandler(_fetch_nothing, _apply_customer_deleted),
 }
 

@@ -9,20 +9,13 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import select, update
 
-from webapp.billing.base import (
-    LIVE_STATUSES,
-    NoBillingAccount,
-    call_stripe,
-    dig,
-    from_timestamp,
-    id_of,
-)
-from webapp.billing.credits import top_up_after_upgrade
-from webapp.catalog import UnknownPlan, get_catalog
+from webapp.billing.base import LIVE_STATUSES, CatalogMismatch, NoBillingAccount, call_stripe
+from webapp.billing.stripe_facts import SubscriptionFacts
 from webapp.database import insert_or_ignore
 from webapp.extensions import db
 from webapp.models import Subscription, User
 from webapp.models.base import utcnow
+from webapp.stripe_catalog import PORTAL_MARKER
 from webapp.stripe_gateway import get_gateway
 
 log = logging.getLogger(__name__)
@@ -50,6 +43,22 @@ def latest_subscription(user_id: int) -> Subscription | None:
     )
 
 
+def recent_duplicates(user_id: int, days: int = 60) -> list[Subscription]:
+    """Subscriptions cancelled and refunded in the last `days` because one was live already."""
+    since = utcnow() - timedelta(days=days)
+    return list(
+        db.session.scalars(
+            select(Subscription)
+            .where(
+                Subscription.user_id == user_id,
+                Subscription.duplicate_of.is_not(None),
+                Subscription.created_at >= since,
+            )
+            .order_by(Subscription.created_at.desc())
+        )
+    )
+
+
 def has_access(subscription: Subscription | None, now: datetime | None = None) -> bool:
     """Active and trialing: yes. Past due: during the grace period. Anything else: no."""
     if subscription is None:
@@ -64,89 +73,79 @@ def has_access(subscription: Subscription | None, now: datetime | None = None) -
 
 
 def create_portal_session(user: User, return_url: str) -> str:
-    """A Stripe customer-portal URL for the user; NoBillingAccount if they never bought."""
+    """A Stripe customer-portal URL for the user, on the portal configuration the catalog sync
+    made (so the portal follows the plan-change policy).
+
+    NoBillingAccount if they never bought; CatalogMismatch if Stripe has no such configuration.
+    """
     if not user.stripe_customer_id:
         raise NoBillingAccount("You have no billing account yet. Choose a plan first.")
+    gateway = get_gateway()
+    configuration_id = call_stripe(gateway.managed_portal_configuration_id, PORTAL_MARKER)
+    if configuration_id is None:
+        log.error("no billing-portal configuration of ours on Stripe; run stripe sync-catalog")
+        raise CatalogMismatch("Billing management is briefly unavailable. Please try again later.")
     portal = call_stripe(
-        get_gateway().create_portal_session,
+        gateway.create_portal_session,
         customer_id=user.stripe_customer_id,
         return_url=return_url,
+        configuration_id=configuration_id,
     )
     return portal.url
 
 
-# --- Reading from Stripe (before any write: see the module docstring) --------------------------
+# --- Writing state (no commits here: the caller's transaction holds the event's effects) -------
 
 
-def fetch_subscription(subscription_id: str) -> Any:
-    return call_stripe(get_gateway().retrieve_subscription, subscription_id)
-
-
-def fetch_invoice(invoice_id: str) -> tuple[Any, Any | None]:
-    """An invoice and the current state of its subscription (None for a one-off invoice)."""
-    invoice = call_stripe(get_gateway().retrieve_invoice, invoice_id)
-    subscription_id = _invoice_subscription_id(invoice)
-    return invoice, fetch_subscription(subscription_id) if subscription_id else None
-
-
-def _invoice_subscription_id(invoice: Any) -> str | None:
-    return id_of(dig(invoice, "parent", "subscription_details", "subscription"))
-
-
-def _user_for_customer(customer_id: str, metadata: Any) -> int | None:
+def user_for_customer(customer_id: str, metadata: dict[str, str]) -> int | None:
+    """Our user behind a Stripe customer."""
     user_id = db.session.scalar(select(User.id).where(User.stripe_customer_id == customer_id))
     if user_id is not None:
         return user_id
     # A customer we have not linked yet (e.g. the webhook raced the checkout page): trust only
     # the metadata we set ourselves when creating the session.
-    raw = dig(metadata, "user_id")
+    raw = metadata.get("user_id")
     if raw and str(raw).isdigit() and db.session.get(User, int(raw)) is not None:
         return int(raw)
     return None
 
 
-def _plan_and_cycle(stripe_subscription: Any) -> tuple[str, str]:
-    item = stripe_subscription["items"]["data"][0]
-    lookup_key = dig(item, "price", "lookup_key")
-    catalog = get_catalog()
-    try:
-        price = catalog.price_by_lookup_key(lookup_key or "")
-    except UnknownPlan:
-        # The lookup key moved to a newer price (catalog sync); our metadata still names the plan.
-        metadata = stripe_subscription.metadata
-        price = catalog.price(dig(metadata, "plan") or "", dig(metadata, "cycle") or "monthly")
-    return price.plan_id, price.cycle
-
-
-def store_subscription(stripe_subscription: Any) -> Subscription | None:
-    """Store a subscription's current state as read from Stripe; top up credits on upgrade."""
-    subscription_id = stripe_subscription.id
-    customer_id = id_of(stripe_subscription.customer)
-    user_id = _user_for_customer(customer_id, stripe_subscription.metadata)
+def store_subscription(facts: SubscriptionFacts) -> Subscription | None:
+    """Store a subscription's current state as read from Stripe."""
+    user_id = user_for_customer(facts.customer_id, facts.metadata)
     if user_id is None:
-        log.warning("subscription %s belongs to no user of ours; ignored", subscription_id)
+        log.warning("subscription %s belongs to no user of ours; ignored", facts.id)
         return None
-    plan_id, cycle = _plan_and_cycle(stripe_subscription)
-    item = stripe_subscription["items"]["data"][0]
+    price = facts.price
+    if price.plan_id is None or price.cycle is None:
+        log.error("subscription %s is on price %s, not one of our plans", facts.id, price.id)
+        return None
+    pending = facts.pending
     state = {
         "user_id": user_id,
-        "stripe_customer_id": customer_id,
-        "stripe_price_id": item["price"]["id"],
-        "plan_id": plan_id,
-        "cycle": cycle,
-        "status": stripe_subscription.status,
-        "current_period_start": from_timestamp(dig(item, "current_period_start")),
-        "current_period_end": from_timestamp(dig(item, "current_period_end")),
-        "cancel_at_period_end": bool(stripe_subscription.cancel_at_period_end),
+        "stripe_customer_id": facts.customer_id,
+        "stripe_price_id": price.id,
+        "plan_id": price.plan_id,
+        "cycle": price.cycle,
+        "status": facts.status,
+        "current_period_start": facts.period_start,
+        "current_period_end": facts.period_end,
+        "cancel_at_period_end": facts.cancel_at_period_end,
+        "cancel_at": facts.cancel_at,
+        "ended_at": facts.ended_at,
+        "schedule_id": facts.schedule_id,
+        "pending_plan_id": pending.plan_id if pending else None,
+        "pending_cycle": pending.cycle if pending else None,
+        "pending_change_at": pending.at if pending else None,
+        "duplicate_of": facts.duplicate_of,
     }
-    row = _upsert_subscription(subscription_id, state)
+    row = _upsert_subscription(facts.id, state)
     db.session.execute(
         update(User)
         .where(User.id == user_id, User.stripe_customer_id.is_(None))
-        .values(stripe_customer_id=customer_id)
+        .values(stripe_customer_id=facts.customer_id)
     )
     db.session.flush()
-    top_up_after_upgrade(row)
     return row
 
 

@@ -40,6 +40,9 @@ def begin_checkout(plan_id: str, cycle: str) -> Response | tuple[str, int]:
     except billing.SubscriptionExists:
         flash("You already have a plan. Use Manage billing to switch or cancel.", "info")
         return redirect(url_for("account.index"), code=303)
+    except billing.CheckoutBusy:
+        flash("Your checkout is already being prepared in another tab. Please try again.", "info")
+        return redirect(url_for("pricing.index", plan=plan_id, cycle=cycle), code=303)
     except billing.CatalogMismatch as exc:
         return render_template("errors/503.html", status=503, message=exc.message), 503
     except PaymentProviderError as exc:
@@ -74,7 +77,7 @@ def success() -> str | tuple[str, int]:
     except PaymentProviderError as exc:
         log.warning("success page for %s: payment provider error: %s", session_id, exc)
         return render_template("errors/502.html", status=502), 502
-    if result.status == "complete":
+    if result.status in ("complete", "duplicate"):
         return render_template("checkout/success.html", result=result)
     if result.status in ("processing", "open") and refreshes < MAX_SUCCESS_REFRESHES:
         next_url = url_for("checkout.success", session_id=session_id, refresh=refreshes + 1)

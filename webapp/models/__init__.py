@@ -1,7 +1,15 @@
 """The app's SQLAlchemy 2.x typed models. Importing this package registers every table."""
 
 from webapp.models.api_key import ApiKey
-from webapp.models.billing import CheckoutSession, CreditEntry, Subscription, WebhookEvent
+from webapp.models.billing import (
+    CheckoutSession,
+    CreditEntry,
+    Invoice,
+    InvoiceLine,
+    Lease,
+    Subscription,
+    WebhookEvent,
+)
 from webapp.models.copy import CopyDraft, CopyRevision
 from webapp.models.user import Role, User
 
@@ -11,6 +19,9 @@ __all__ = [
     "CopyDraft",
     "CopyRevision",
     "CreditEntry",
+    "Invoice",
+    "InvoiceLine",
+    "Lease",
     "Role",
     "Subscription",
     "User",

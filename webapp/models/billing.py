@@ -1,4 +1,4 @@
-"""Subscription state, checkout sessions, the credits ledger and the webhook event ledger.
+"""Subscriptions, checkout sessions, invoices, the credits ledger and the webhook event ledger.
 
 Only `webapp.billing` writes these tables (see STYLE.md, "commits happen in few places").
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -30,10 +30,30 @@ class Subscription(db.Model):
     current_period_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
     current_period_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_at_period_end: Mapped[bool] = mapped_column(default=False)
+    # When a scheduled cancellation ends it (flexible billing mode sets this without
+    # cancel_at_period_end); None when it is not set to end.
+    cancel_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A change scheduled for later (a downgrade at the period end, through a Stripe
+    # subscription schedule): the plan and cycle it switches to, and when.
+    schedule_id: Mapped[str | None] = mapped_column(String(255))
+    pending_plan_id: Mapped[str | None] = mapped_column(String(40))
+    pending_cycle: Mapped[str | None] = mapped_column(String(10))
+    pending_change_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set when this subscription was cancelled and refunded because the user already had a live
+    # one (two checkouts paid at once): the Stripe id of the one kept.
+    duplicate_of: Mapped[str | None] = mapped_column(String(255))
     # When the subscription went past_due; starts the grace period.
     past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    @property
+    def ends_at(self) -> datetime | None:
+        """When the subscription is set to end: `cancel_at`, or the period end if cancelling."""
+        if self.cancel_at is not None:
+            return self.cancel_at
+        return self.current_period_end if self.cancel_at_period_end else None
 
 
 class CheckoutSession(db.Model):
@@ -52,11 +72,65 @@ class CheckoutSession(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class CreditEntry(db.Model):
-    """One row of the credits ledger: a grant (+), a use (-) or an adjustment (±).
+class Invoice(db.Model):
+    """Our record of a Stripe invoice of a subscription: what was paid, and what went back.
 
-    `grant_key` names what caused a grant (an invoice, a subscription month, an upgrade), and is
-    unique, so a replayed event can never grant twice.
+    Kept current from invoice, refund and dispute events (re-read from Stripe each time); the
+    credits an invoice bought are derived from it and its lines (see webapp/billing/credits.py).
+    """
+
+    __tablename__ = "invoices"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's in_ id
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(20))  # draft | open | paid | uncollectible | void
+    billing_reason: Mapped[str | None] = mapped_column(String(40))
+    currency: Mapped[str] = mapped_column(String(3))
+    # Cents. `total` is what the invoice is worth; refunds and disputes are what went back.
+    total: Mapped[int] = mapped_column(Integer)
+    amount_paid: Mapped[int] = mapped_column(Integer, default=0)
+    amount_refunded: Mapped[int] = mapped_column(Integer, default=0)
+    # Taken by open or lost card disputes (a won dispute gives it back).
+    amount_disputed: Mapped[int] = mapped_column(Integer, default=0)
+    number: Mapped[str | None] = mapped_column(String(100))
+    hosted_invoice_url: Mapped[str | None] = mapped_column(Text)
+    invoice_pdf: Mapped[str | None] = mapped_column(Text)
+    created: Mapped[datetime] = mapped_column(UTCDateTime())  # Stripe's, not ours
+    # When the next month of credits this invoice paid for begins (yearly plans): the
+    # scheduler's queue. None when every month it covers has been settled.
+    next_credit_month_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class InvoiceLine(db.Model):
+    """One line of an invoice that bought (or gave back) time on a plan."""
+
+    __tablename__ = "invoice_lines"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's il_ id
+    invoice_id: Mapped[str] = mapped_column(
+        ForeignKey("invoices.id", ondelete="CASCADE"), index=True
+    )
+    stripe_subscription_id: Mapped[str | None] = mapped_column(String(255), index=True)
+    stripe_price_id: Mapped[str | None] = mapped_column(String(255))
+    # From the Price's own metadata (written by catalog sync), never from line metadata.
+    plan_id: Mapped[str | None] = mapped_column(String(40))
+    cycle: Mapped[str | None] = mapped_column(String(10))
+    # The plan's monthly credits when the line was billed (0 for a line that is not a plan).
+    credits_per_month: Mapped[int] = mapped_column(Integer, default=0)
+    amount: Mapped[int] = mapped_column(Integer)  # cents; negative for unused time credited back
+    proration: Mapped[bool] = mapped_column(Boolean, default=False)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime())
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CreditEntry(db.Model):
+    """One row of the credits ledger: a grant (+), a use (-) or credits taken back (-).
+
+    `grant_key` names what caused the entry and is unique, so a replayed event can never grant
+    or take twice. Entries an invoice caused carry its id and the month (`period_key`) they are
+    for; see webapp/billing/credits.py for the rules.
     """
 
     __tablename__ = "credit_entries"
@@ -67,9 +141,10 @@ class CreditEntry(db.Model):
     kind: Mapped[str] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(String(255))
     grant_key: Mapped[str | None] = mapped_column(String(255), unique=True)
-    # The subscription month a grant belongs to ("sub_…:2026-01-15"), for upgrade top-ups.
+    # The subscription month an entry belongs to ("sub_…:2026-01-15T09:30:00+00:00").
     period_key: Mapped[str | None] = mapped_column(String(255), index=True)
     stripe_subscription_id: Mapped[str | None] = mapped_column(String(255))
+    invoice_id: Mapped[str | None] = mapped_column(String(255), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -87,3 +162,17 @@ class WebhookEvent(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Lease(db.Model):
+    """A named lock with an expiry, held across Stripe calls without a database transaction.
+
+    One checkout start per user at a time (`checkout:<user id>`); a holder that dies releases
+    its lease by letting it expire.
+    """
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

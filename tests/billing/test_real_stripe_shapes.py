@@ -1,0 +1,232 @@
+"""Billing on objects shaped exactly as real Stripe sends them, not as our sandbox makes them.
+
+A small HTTP server plays Stripe with Stripe's own example objects (../shared/stripe/
+fixtures3.json), changed only where the scenario needs it, and the app talks to it in real-key
+mode through the SDK's HTTP client. The scenario is the one that once granted the wrong plan:
+a customer bought Business, switched to Starter in the portal, and then Starter was re-priced
+(`stripe sync-catalog` moved the lookup key to a new price and archived the old one). Real
+Stripe then sends:
+
+- the subscription's metadata (which still says Business: it was set at checkout) on the
+  subscription and on every invoice line;
+- invoice lines naming their price by id only (`pricing.price_details.price`, unexpanded);
+- the subscription item's price as it is now: archived, without its lookup key.
+
+The price's own metadata (`plan_id`, `cycle`, written by catalog sync) is what says Starter.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from tests.billing_helpers import signature
+from tests.conftest import make_app, sql
+from tests.sandbox.test_contract import FIXTURES
+from webapp.extensions import db
+from webapp.models import User
+
+WEBHOOK_SECRET = "whsec_real_shapes_test"
+NOW = int(time.time())
+PERIOD = (NOW - 86400, NOW - 86400 + 30 * 86400)
+CHECKOUT_METADATA = {"user_id": "1", "plan": "business", "cycle": "monthly"}
+
+
+def example(kind: str, **changes: Any) -> dict[str, Any]:
+    obj = copy.deepcopy(EXAMPLES[kind])
+    obj.update(changes)
+    return obj
+
+
+def stripe_objects() -> dict[str, Any]:
+    """The objects of the scenario, by the path the SDK asks for."""
+    old_starter = example(
+        "price",
+        id="price_starter_old",
+        active=False,  # archived when the re-price created a new Starter price
+        lookup_key=None,  # moved to the new price by transfer_lookup_key
+        metadata={"plan_id": "starter", "cycle": "monthly"},
+        unit_amount=499,
+        unit_amount_decimal="499",
+        transform_quantity=None,
+    )
+    item = example(
+        "subscription_item",
+        id="si_1",
+        subscription="sub_1",
+        price=old_starter,
+        current_period_start=PERIOD[0],
+        current_period_end=PERIOD[1],
+    )
+    subscription = example(
+        "subscription",
+        id="sub_1",
+        customer="cus_1",
+        status="active",
+        metadata=CHECKOUT_METADATA,
+        items={"object": "list", "data": [item], "has_more": False, "url": "/v1/x"},
+        schedule=None,
+        cancel_at=None,
+        cancel_at_period_end=False,
+        ended_at=None,
+    )
+    line = example(
+        "line_item",
+        id="il_1",
+        invoice="in_1",
+        amount=499,
+        metadata=CHECKOUT_METADATA,  # the subscription's metadata, as real Stripe shows it
+        period={"start": PERIOD[0], "end": PERIOD[1]},
+        parent={
+            "type": "subscription_item_details",
+            "invoice_item_details": None,
+            "subscription_item_details": {
+                "invoice_item": None,
+                "proration": False,
+                "proration_details": {"credited_items": None},
+                "subscription": "sub_1",
+                "subscription_item": "si_1",
+            },
+        },
+        pricing={
+            "type": "price_details",
+            "price_details": {"price": "price_starter_old", "product": "prod_starter"},
+            "unit_amount_decimal": "499",
+        },
+    )
+    invoice = example(
+        "invoice",
+        id="in_1",
+        customer="cus_1",
+        status="paid",
+        billing_reason="subscription_cycle",
+        total=499,
+        amount_paid=499,
+        created=PERIOD[0],
+        parent={
+            "type": "subscription_details",
+            "quote_details": None,
+            "subscription_details": {"metadata": CHECKOUT_METADATA, "subscription": "sub_1"},
+        },
+        lines={"object": "list", "data": [line], "has_more": False, "url": "/v1/invoices/in_1"},
+    )
+    payment = example(
+        "invoice_payment",
+        id="inpay_1",
+        invoice="in_1",
+        status="paid",
+        amount_paid=499,
+        currency="usd",
+        payment={"type": "payment_intent", "payment_intent": "pi_1"},
+    )
+    charge = example("charge", id="ch_1", amount=499, payment_intent="pi_1", customer="cus_1")
+    return {
+        "/v1/invoices/in_1": invoice,
+        "/v1/prices/price_starter_old": old_starter,
+        "/v1/subscriptions/sub_1": subscription,
+        "/v1/invoice_payments": _list([payment]),
+        "/v1/charges": _list([charge]),
+    }
+
+
+def _list(data: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"object": "list", "data": data, "has_more": False, "url": "/v1/x"}
+
+
+class RecordedStripe:
+    """Answers GETs with the scenario's objects and logs every request it was sent."""
+
+    def __init__(self, objects: dict[str, Any]) -> None:
+        self.objects, self.requests = objects, []
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        self.requests.append((request.method, request.path, parse_qs(request.query_string)))
+        body = self.objects.get(request.path)
+        if request.method != "GET" or body is None:
+            error = {"error": {"type": "invalid_request_error", "message": "not in this test"}}
+            return Response(json.dumps(error), 404, content_type="application/json")(
+                environ, start_response
+            )
+        return Response(json.dumps(body), content_type="application/json")(environ, start_response)
+
+
+@pytest.fixture(scope="module")
+def examples() -> None:
+    if not FIXTURES.exists():
+        pytest.skip(f"Stripe's example objects are not at {FIXTURES} (set STRIPE_FIXTURES)")
+    global EXAMPLES
+    EXAMPLES = json.loads(FIXTURES.read_text())["resources"]
+
+
+EXAMPLES: dict[str, Any] = {}
+
+
+@pytest.fixture
+def stripe_server(examples) -> Iterator[RecordedStripe]:
+    recorded = RecordedStripe(stripe_objects())
+    server = make_server("127.0.0.1", 0, recorded, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    recorded.url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
+    yield recorded
+    server.shutdown()
+
+
+@pytest.fixture
+def real_app(_schema, database_url, stripe_server):
+    app = make_app(
+        database_url,
+        STRIPE_SECRET_KEY="sk_test_real_shapes",
+        STRIPE_API_BASE=stripe_server.url,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        STRIPE_MAX_NETWORK_RETRIES=0,
+    )
+    with app.app_context():
+        user = User(id=1, email="ada@example.com", stripe_customer_id="cus_1")
+        user.set_password("correct horse battery")
+        db.session.add(user)
+        db.session.commit()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+    from tests.conftest import _empty_all_tables
+
+    _empty_all_tables(database_url)
+
+
+def test_a_renewal_after_a_switch_and_a_re_price_grants_the_plan_the_price_is_for(
+    real_app, stripe_server
+):
+    event = {
+        "id": "evt_real_1",
+        "object": "event",
+        "type": "invoice.paid",
+        "created": NOW,
+        "data": {"object": {"id": "in_1", "object": "invoice"}},
+    }
+    payload = json.dumps(event).encode()
+    response = real_app.test_client().post(
+        "/webhooks/stripe",
+        data=payload,
+        headers={"Stripe-Signature": signature(payload, WEBHOOK_SECRET)},
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert sql(real_app, "select plan_id, cycle from subscriptions") == [("starter", "monthly")]
+    assert sql(real_app, "select amount, description from credit_entries") == [
+        (1000, f"Starter plan: monthly credits ({time.strftime('%b %Y', time.gmtime(PERIOD[0]))})")
+    ]
+    # The line's price was named by id only: the app asked for it.
+    paths = [path for _method, path, _query in stripe_server.requests]
+    assert "/v1/prices/price_starter_old" in paths
