@@ -1,0 +1,528 @@
+"""Money invariants under random sequences of what customers, Stripe and support do.
+
+A hypothesis state machine drives the site and the real SDK against the sandbox, on the test
+database (SQLite, or PostgreSQL in CI's second run): checkout with cards that pay, fail at
+renewal or get disputed; plan switches in the portal (upgrades at once, downgrades scheduled)
+and from the "Dashboard" (the API, prorated or not, mid-period); cancel, resume, keep the
+plan; the test clock (renewals, failed renewals, schedules, cancellations, yearly months);
+partial and full refunds; disputes won and lost; a new card; replayed events.
+
+After every step it checks, against Stripe's own state read through the SDK:
+
+- our subscription rows say what Stripe says (plan and cycle from the price, status, period,
+  when it ends, the switch it has scheduled);
+- the credits each invoice granted in each month are what that invoice bought there, pro rata
+  of what stayed paid (computed here, independently, from Stripe's invoices, lines, prices,
+  charges and disputes), and no month ever holds more than the dearest plan billed in it;
+- nothing is granted twice: replaying events changes nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import os
+from collections import defaultdict
+from datetime import UTC, datetime
+from fractions import Fraction
+from math import floor
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.billing_helpers import post_event, sandbox_events
+from tests.conftest import AuthActions, _empty_all_tables, create_user, csrf_token, make_app, sql
+from webapp import billing
+from webapp.catalog import get_catalog
+from webapp.extensions import db
+from webapp.stripe_gateway import get_gateway
+
+CARDS = {
+    "pays": "4242 4242 4242 4242",
+    "fails_at_renewal": "4000 0000 0000 0341",
+    "disputed": "4000 0000 0000 0259",
+}
+PLANS = [
+    (plan, cycle)
+    for plan in ("starter", "professional", "business", "agency")
+    for cycle in ("monthly", "yearly")
+]
+LIVE = ("active", "trialing", "past_due")
+WITHDRAWN = {"needs_response", "under_review", "lost"}
+MONTHS = {"month": 1, "year": 12}
+
+
+# --- Stripe's side, read through the SDK ---------------------------------------------------
+
+
+def stripe_now() -> int:
+    """The sandbox's "now": the wall clock plus what the test clock advanced."""
+    with get_gateway().sandbox_instance.store() as store:
+        return store.now()
+
+
+class StripeView:
+    """Everything Stripe knows about the customer, read once per check."""
+
+    def __init__(self, customer_id: str) -> None:
+        client = get_gateway().client.v1
+        self.subscriptions = list(
+            client.subscriptions.list(
+                params={
+                    "customer": customer_id,
+                    "status": "all",
+                    "limit": 100,
+                    "expand": ["data.schedule"],
+                }
+            ).auto_paging_iter()
+        )
+        self.invoices = list(
+            client.invoices.list(params={"customer": customer_id, "limit": 100}).auto_paging_iter()
+        )
+        self.lines = {
+            inv.id: list(
+                client.invoices.line_items.list(inv.id, params={"limit": 100}).auto_paging_iter()
+            )
+            for inv in self.invoices
+        }
+        self._prices: dict[str, Any] = {}
+        self.money_back: dict[str, int] = defaultdict(int)  # invoice → refunded + disputed cents
+        for inv in self.invoices:
+            if inv.status != "paid" or not inv.amount_paid:
+                continue
+            payments = client.invoice_payments.list(params={"invoice": inv.id, "limit": 100})
+            for payment in payments.data:
+                pi = payment.payment.payment_intent
+                pi = pi if isinstance(pi, str) else pi.id
+                for charge in client.charges.list(params={"payment_intent": pi}).data:
+                    self.money_back[inv.id] += charge.amount_refunded
+                for dispute in client.disputes.list(params={"payment_intent": pi}).data:
+                    if dispute.status in WITHDRAWN:
+                        self.money_back[inv.id] += dispute.amount
+
+    def price(self, price: Any) -> Any:
+        price_id = price if isinstance(price, str) else price.id
+        if price_id not in self._prices:
+            self._prices[price_id] = get_gateway().client.v1.prices.retrieve(price_id)
+        return self._prices[price_id]
+
+    def plan_of(self, price: Any) -> tuple[str, str]:
+        metadata = self.price(price).metadata
+        return metadata["plan_id"], metadata["cycle"]
+
+
+# --- the expected ledger, from Stripe's invoices (independent of webapp.billing) ----------
+
+
+def shift_months(timestamp: int, months: int) -> int:
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    total = moment.month - 1 + months
+    year, month = moment.year + total // 12, total % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return int(moment.replace(year=year, month=month, day=day).timestamp())
+
+
+def credit_months(start: int, end: int, cycle: str) -> list[tuple[int, int]]:
+    count = 12 if cycle == "yearly" else 1
+    bounds = [shift_months(start, k) for k in range(count)] + [end]
+    return [(bounds[k], bounds[k + 1]) for k in range(count) if bounds[k] < bounds[k + 1]]
+
+
+def expected_ledger(view: StripeView, now: int) -> dict[tuple[str, int], int]:
+    """{(invoice id, month start): credits} for every month that has begun."""
+    catalog = get_catalog()
+    expected: dict[tuple[str, int], int] = {}
+    for sub in view.subscriptions:
+        invoices = sorted(
+            (i for i in view.invoices if _subscription_of(i) == sub.id),
+            key=lambda i: (i.created, int((i.number or "-0").rsplit("-", 1)[1])),
+        )
+        periods: dict[tuple[int, int], str] = {}  # (start, end) → cycle, the latest billed last
+        item = sub["items"]["data"][0]
+        periods[(item.current_period_start, item.current_period_end)] = view.plan_of(item.price)[1]
+        order = {(item.current_period_start, item.current_period_end): -1}
+        for rank, inv in enumerate(invoices):
+            if inv.status == "void":
+                continue
+            for line in view.lines[inv.id]:
+                if not _proration(line):
+                    span = (line.period.start, line.period.end)
+                    periods[span] = view.plan_of(_price(line))[1]
+                    order[span] = rank
+        actual_end = {}
+        for start, end in periods:
+            # A period ends where a later one begins, even in the very second it began itself.
+            stop = min(
+                [end]
+                + [s for s, e in periods if start < s < end]
+                + [
+                    s
+                    for s, e in periods
+                    if s == start and e != end and order[(s, e)] > order[(start, end)]
+                ]
+            )
+            if sub.ended_at and start < sub.ended_at < stop:
+                stop = sub.ended_at
+            actual_end[(start, end)] = stop
+        for inv in invoices:
+            lines = view.lines[inv.id]
+            bought: dict[int, Fraction] = defaultdict(Fraction)
+            for line in lines:
+                plan, _cycle = view.plan_of(_price(line))
+                credits = catalog.plan(plan).monthly_credits
+                start, end = line.period.start, line.period.end
+                sign = 1 if not _proration(line) else (line.amount > 0) - (line.amount < 0)
+                period = _period(periods, start, end, _proration(line))
+                for m_start, m_end in credit_months(*period, periods.get(period, _cycle)):
+                    if m_start >= actual_end.get(period, period[1]):
+                        continue
+                    overlap = min(end, m_end) - max(start, m_start)
+                    if overlap > 0:
+                        bought[m_start] += sign * credits * Fraction(overlap, m_end - m_start)
+            weight = Fraction(0)
+            if inv.status == "paid":
+                back = min(view.money_back[inv.id], inv.total) if inv.total > 0 else 0
+                weight = Fraction(inv.total - back, inv.total) if inv.total > 0 else Fraction(1)
+            started = max([now, *(line.period.start for line in lines)])
+            for month, amount in bought.items():
+                if month <= started:
+                    expected[(inv.id, month)] = floor(weight * amount)
+    return {key: value for key, value in expected.items() if value}
+
+
+def _subscription_of(invoice: Any) -> str | None:
+    details = invoice.parent.subscription_details if invoice.parent else None
+    return details.subscription if details else None
+
+
+def _proration(line: Any) -> bool:
+    details = line.parent.subscription_item_details or line.parent.invoice_item_details
+    return bool(details and details.proration)
+
+
+def _price(line: Any) -> Any:
+    return line.pricing.price_details.price
+
+
+def _period(periods: dict, start: int, end: int, proration: bool) -> tuple[int, int]:
+    if not proration:
+        return (start, end)
+    for period_start, period_end in periods:
+        if period_end == end and period_start <= start:
+            return (period_start, period_end)
+    for period_start, period_end in periods:
+        if period_start <= start < period_end:
+            return (period_start, period_end)
+    raise AssertionError(f"no period for a proration [{start}, {end})")
+
+
+# --- the machine -------------------------------------------------------------------------
+
+
+class Billing(RuleBasedStateMachine):
+    def __init__(self, database_url: str) -> None:
+        super().__init__()
+        self.database_url = database_url
+        self.app = make_app(database_url)
+        self.ctx = self.app.app_context()
+        self.ctx.push()
+        self.user_id = create_user(self.app)
+        self.client = self.app.test_client()
+        AuthActions(self.app, self.client).login()
+        self.steps: list[str] = []
+
+    def teardown(self) -> None:
+        import os
+
+        if os.environ.get("MONEY_LOG"):
+            with open(os.environ["MONEY_LOG"], "a") as log:
+                log.write(" | ".join(self.steps) + "\n")
+        db.session.remove()
+        self.ctx.pop()
+        with self.app.app_context():
+            db.engine.dispose()
+        _empty_all_tables(self.database_url)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def customer_id(self) -> str | None:
+        rows = sql(self.app, "select stripe_customer_id from users where id = :id", id=self.user_id)
+        return rows[0][0]
+
+    def stripe_subscriptions(self) -> list[Any]:
+        customer = self.customer_id()
+        if customer is None:
+            return []
+        return list(
+            get_gateway()
+            .client.v1.subscriptions.list(params={"customer": customer, "status": "all"})
+            .data
+        )
+
+    def live(self) -> Any | None:
+        live = [s for s in self.stripe_subscriptions() if s.status in LIVE]
+        return live[0] if live else None
+
+    def has_live(self) -> bool:
+        return self.live() is not None
+
+    def portal(self, action: str, **data: str) -> None:
+        token = csrf_token(self.client, "/account")
+        response = self.client.post("/billing/portal", data={"csrf_token": token})
+        assert response.status_code == 303, response.get_data(as_text=True)[:300]
+        path = urlsplit(response.headers["Location"]).path
+        form_token = csrf_token(self.client, path)
+        reply = self.client.post(f"{path}/{action}", data={"csrf_token": form_token, **data})
+        assert reply.status_code in (200, 303), reply.get_data(as_text=True)[:500]
+
+    def price_id(self, plan: str, cycle: str) -> str:
+        return get_gateway().price_for(f"{plan}_{cycle}").id
+
+    # --- rules -----------------------------------------------------------------------
+
+    @precondition(lambda self: not self.has_live())
+    @rule(plan=st.sampled_from(PLANS), card=st.sampled_from(sorted(CARDS)))
+    def subscribe(self, plan, card):
+        self.steps.append(f"subscribe {plan} {card}")
+        token = csrf_token(self.client, "/pricing")
+        started = self.client.post(
+            "/checkout", data={"plan": plan[0], "cycle": plan[1], "csrf_token": token}
+        )
+        assert started.status_code == 303, started.get_data(as_text=True)[:300]
+        path = urlsplit(started.headers["Location"]).path
+        page_token = csrf_token(self.client, path)
+        paid = self.client.post(
+            path,
+            data={
+                "csrf_token": page_token,
+                "card_number": CARDS[card],
+                "expiry": "12 / 34",
+                "cvc": "123",
+            },
+        )
+        assert paid.status_code == 303, paid.get_data(as_text=True)[:300]
+        session_id = parse_qs(urlsplit(paid.headers["Location"]).query)["session_id"][0]
+        success = self.client.get(f"/checkout/success?session_id={session_id}")
+        assert success.status_code == 200
+
+    @precondition(lambda self: self.has_live())
+    @rule(plan=st.sampled_from(PLANS))
+    def switch_in_portal(self, plan):
+        self.steps.append(f"portal switch {plan}")
+        self.portal("switch", price=self.price_id(*plan))
+
+    @precondition(lambda self: self.has_live())
+    @rule(
+        plan=st.sampled_from(PLANS),
+        proration=st.sampled_from(["always_invoice", "create_prorations", "none"]),
+    )
+    def switch_in_dashboard(self, plan, proration):
+        """Support changes the plan mid-period from the Dashboard (the API): no policy applies."""
+        self.steps.append(f"dashboard switch {plan} {proration}")
+        sub = self.live()
+        item = sub["items"]["data"][0]
+        get_gateway().client.v1.subscriptions.update(
+            sub.id,
+            params={
+                "items": [{"id": item.id, "price": self.price_id(*plan)}],
+                "proration_behavior": proration,
+            },
+        )
+
+    @precondition(lambda self: self.has_live())
+    @rule(reason=st.sampled_from(["too_expensive", "unused", "other"]))
+    def cancel(self, reason):
+        self.steps.append("cancel")
+        self.portal("cancel", reason=reason)
+
+    @precondition(lambda self: self.has_live())
+    @rule()
+    def resume(self):
+        self.steps.append("resume")
+        self.portal("resume")
+
+    @precondition(lambda self: self.has_live())
+    @rule()
+    def keep_plan(self):
+        self.steps.append("keep plan")
+        self.portal("keep-plan")
+
+    @precondition(lambda self: self.customer_id() is not None)
+    @rule()
+    def new_card(self):
+        self.steps.append("new card")
+        self.portal("card", card_number=CARDS["pays"], expiry="12 / 34", cvc="123")
+
+    @precondition(lambda self: self.customer_id() is not None)
+    @rule(days=st.sampled_from([1, 9, 16, 31, 62, 95, 190, 370]))
+    def time_passes(self, days):
+        self.steps.append(f"advance {days} days")
+        response = self.client.post("/sandbox/control/advance", json={"days": days})
+        assert response.status_code == 200
+        now = datetime.fromtimestamp(response.get_json()["now"], UTC)
+        billing.grant_due_credits(now)
+
+    @precondition(lambda self: self.customer_id() is not None)
+    @rule(
+        which=st.integers(0, 20),
+        share=st.sampled_from([Fraction(1, 3), Fraction(1, 2), Fraction(1)]),
+    )
+    def refund(self, which, share):
+        client = get_gateway().client.v1
+        charges = [
+            c
+            for c in client.charges.list(params={"customer": self.customer_id(), "limit": 100}).data
+            if c.status == "succeeded" and not c.refunded and not c.disputed
+        ]
+        if not charges:
+            return
+        charge = charges[which % len(charges)]
+        amount = max(1, floor((charge.amount - charge.amount_refunded) * share))
+        self.steps.append(f"refund {amount} of {charge.amount}")
+        client.refunds.create(params={"payment_intent": charge.payment_intent, "amount": amount})
+
+    @precondition(lambda self: self.customer_id() is not None)
+    @rule(won=st.booleans())
+    def dispute_closes(self, won):
+        client = get_gateway().client.v1
+        open_disputes = [
+            d
+            for d in client.disputes.list(params={"limit": 100}).data
+            if d.status == "needs_response"
+        ]
+        if not open_disputes:
+            return
+        self.steps.append(f"dispute {'won' if won else 'lost'}")
+        evidence = "winning_evidence" if won else "losing_evidence"
+        client.disputes.update(
+            open_disputes[0].id, params={"evidence": {"uncategorized_text": evidence}}
+        )
+
+    @precondition(lambda self: self.customer_id() is not None)
+    @rule(count=st.integers(1, 12))
+    def events_come_again(self, count):
+        """Stripe delivers at least once: the latest events, again, in reverse order."""
+        self.steps.append(f"replay {count} events")
+        before = self.ledger(), sql(self.app, "select * from subscriptions order by id")
+        events = [
+            e for e in sandbox_events(self.app) if not e["type"].startswith(("product.", "price."))
+        ]
+        for event in reversed(events[-count:]):
+            assert post_event(self.client, event).status_code == 200
+        after = self.ledger(), sql(self.app, "select * from subscriptions order by id")
+        assert after == before, "a replayed event changed something"
+
+    # --- invariants ------------------------------------------------------------------
+
+    def ledger(self) -> dict[tuple[str, int], int]:
+        rows = sql(
+            self.app,
+            "select invoice_id, period_key, sum(amount) from credit_entries "
+            "where user_id = :id group by invoice_id, period_key",
+            id=self.user_id,
+        )
+        ledger = {}
+        for invoice_id, period_key, amount in rows:
+            month = int(datetime.fromisoformat(period_key.partition(":")[2]).timestamp())
+            if amount:
+                ledger[(invoice_id, month)] = int(amount)
+        return ledger
+
+    @invariant()
+    def subscriptions_match_stripe(self):
+        customer = self.customer_id()
+        if customer is None:
+            return
+        view = StripeView(customer)
+        ours = {
+            row[0]: row[1:]
+            for row in sql(
+                self.app,
+                "select stripe_subscription_id, plan_id, cycle, status, current_period_start, "
+                "current_period_end, cancel_at, cancel_at_period_end, pending_plan_id, "
+                "pending_cycle, pending_change_at from subscriptions",
+            )
+        }
+        for sub in view.subscriptions:
+            item = sub["items"]["data"][0]
+            plan, cycle = view.plan_of(item.price)
+            ends = sub.cancel_at or (item.current_period_end if sub.cancel_at_period_end else None)
+            pending = _pending(view, sub, item)
+            row = ours.get(sub.id)
+            assert row is not None, f"{sub.id} is not stored; steps: {self.steps}"
+            plan_ours, cycle_ours, status, start, end, cancel_at, at_period_end = row[:7]
+            ends_ours = (
+                _ts(cancel_at) if cancel_at is not None else (_ts(end) if at_period_end else None)
+            )
+            assert (plan_ours, cycle_ours, status) == (plan, cycle, sub.status), self.steps
+            period = (item.current_period_start, item.current_period_end)
+            assert (_ts(start), _ts(end)) == period, self.steps
+            assert ends_ours == ends, self.steps
+            assert (row[7], row[8], _ts(row[9])) == pending, self.steps
+
+    @invariant()
+    def credits_follow_the_money(self):
+        customer = self.customer_id()
+        if customer is None:
+            return
+        view = StripeView(customer)
+        now = stripe_now()
+        expected = expected_ledger(view, now)
+        actual = self.ledger()
+        assert actual == expected, f"steps: {self.steps}\nexpected {expected}\nactual {actual}"
+        # Never more than the dearest plan billed in a month, whatever the invoices.
+        by_month: dict[int, int] = defaultdict(int)
+        for (_invoice, month), amount in actual.items():
+            by_month[month] += amount
+        dearest = max(p.monthly_credits for p in get_catalog().plans.values())
+        assert all(total <= dearest for total in by_month.values()), self.steps
+
+
+def _ts(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+def _pending(view: StripeView, sub: Any, item: Any) -> tuple[str | None, str | None, int | None]:
+    schedule = sub.schedule
+    if (
+        schedule is None
+        or isinstance(schedule, str)
+        or schedule.status not in ("not_started", "active")
+    ):
+        return (None, None, None)
+    for phase in schedule.phases:
+        if phase.start_date < item.current_period_end or not phase["items"]:
+            continue
+        price = phase["items"][0].price
+        if (price if isinstance(price, str) else price.id) == item.price.id:
+            continue
+        plan, cycle = view.plan_of(price)
+        return (plan, cycle, phase.start_date)
+    return (None, None, None)
+
+
+def test_money_invariants_hold_under_random_sequences(_schema, database_url):
+    """MONEY_EXAMPLES=200 pytest tests/billing/test_money_properties.py tries harder."""
+    run_state_machine_as_test(
+        lambda: Billing(database_url),
+        settings=settings(
+            max_examples=int(os.environ.get("MONEY_EXAMPLES", "15")),
+            stateful_step_count=14,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
