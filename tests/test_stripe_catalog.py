@@ -13,6 +13,7 @@ from flask import Flask
 from tests.conftest import make_app
 from webapp.catalog import CATALOG_PATH
 from webapp.extensions import db
+from webapp.stripe_catalog import PORTAL_MARKER
 from webapp.stripe_gateway import get_gateway
 
 
@@ -67,13 +68,21 @@ def test_check_passes_after_sync_and_fails_after_an_amount_edit(
         assert (
             "created price" in synced.output and f"archived price {old_price.id}" in synced.output
         )
+        assert "updated billing-portal configuration" in synced.output  # the new price
         assert run(changed, "check-catalog").exit_code == 0
         with changed.app_context():
             gateway = get_gateway()
             new_price = gateway.price_for("starter_monthly")
             assert new_price.unit_amount == 777 and new_price.id != old_price.id
+            assert new_price.metadata.to_dict() == {"plan_id": "starter", "cycle": "monthly"}
             old = gateway.client.v1.prices.retrieve(old_price.id)
             assert old.active is False and old.lookup_key is None
+            offered = {
+                price
+                for product in our_portal_configuration().features.subscription_update.products
+                for price in product.prices
+            }
+            assert new_price.id in offered and old_price.id not in offered
     finally:
         with changed.app_context():
             db.engine.dispose()
@@ -118,3 +127,73 @@ def test_processes_syncing_at_once_create_each_price_once(app: Flask, database_u
     for one in others:
         with one.app_context():
             db.engine.dispose()
+
+
+def our_portal_configuration():
+    configurations = get_gateway().list_portal_configurations()
+    [ours] = [c for c in configurations if c.metadata and c.metadata.to_dict() == PORTAL_MARKER]
+    return ours
+
+
+def test_the_portal_configuration_follows_the_policy_and_drift_is_reported(
+    app: Flask, catalog_file: Path, database_url: str
+):
+    assert run(app, "sync-catalog").exit_code == 0
+    with app.app_context():
+        features = our_portal_configuration().features
+        update, cancel = features.subscription_update, features.subscription_cancel
+        conditions = {c.type for c in update.schedule_at_period_end.conditions}
+        assert conditions == {"decreasing_item_amount", "shortening_interval"}
+        assert (update.proration_behavior, update.billing_cycle_anchor) == ("always_invoice", "now")
+        assert len(update.products) == 4 and all(len(p.prices) == 2 for p in update.products)
+        assert cancel.mode == "at_period_end" and cancel.cancellation_reason.enabled
+        assert features.payment_method_update.enabled and features.invoice_history.enabled
+
+    # Someone clicks in the Dashboard: downgrades now apply at once.
+    with app.app_context():
+        ours = our_portal_configuration()
+        get_gateway().update_portal_configuration(
+            ours.id,
+            {"features": {"subscription_update": {"schedule_at_period_end": {"conditions": ""}}}},
+        )
+    drift = run(app, "check-catalog")
+    assert drift.exit_code == 1
+    assert "billing portal: subscription_update.schedule_at_period_end" in drift.output
+    assert "updated billing-portal configuration" in run(app, "sync-catalog").output
+    assert run(app, "check-catalog").exit_code == 0
+
+    # The policy itself changes: cancellations at once. The configuration follows it.
+    text = catalog_file.read_text().replace(
+        'cancellations = "period_end"', 'cancellations = "immediately"'
+    )
+    catalog_file.write_text(text)
+    changed = make_app(database_url, CATALOG_PATH=str(catalog_file), SANDBOX_DELIVER_TO_SELF=False)
+    try:
+        assert run(changed, "check-catalog").exit_code == 1
+        assert run(changed, "sync-catalog").exit_code == 0
+        with changed.app_context():
+            assert our_portal_configuration().features.subscription_cancel.mode == "immediately"
+    finally:
+        with changed.app_context():
+            db.engine.dispose()
+
+
+def test_portal_sessions_name_our_configuration(app: Flask):
+    from tests.sandbox.helpers import subscribe
+
+    with app.app_context():
+        sub = subscribe(app, get_gateway())
+        from webapp.models import User
+
+        user = User(email="ada@example.com", stripe_customer_id=sub.customer)
+        user.set_password("correct horse battery")
+        db.session.add(user)
+        db.session.commit()
+        from webapp import billing
+
+        url = billing.create_portal_session(user, "http://localhost/account")
+        portal_id = url.rsplit("/", 1)[1]
+        session = get_gateway().sandbox_instance
+        with session.store() as store:
+            configuration = store.get("billing_portal.session", portal_id)["configuration"]
+        assert configuration == our_portal_configuration().id

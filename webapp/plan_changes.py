@@ -112,10 +112,10 @@ class PlanChangePolicy:
         """The FAQ answer to CREDITS_QUESTION: credits follow the money (README, "Credits")."""
         return (
             "Credits follow what you pay for. Each billing month grants your plan's monthly "
-            "credits once, and credits you received stay yours when you switch. If money goes "
-            "back to you (a refund, a lost card dispute, or the unused part of a period when a "
-            "plan change is credited to you), the credits that money bought are taken back in "
-            "the same proportion, and your balance can go below zero until new credits arrive."
+            "credits once, and they never expire. Whenever money goes back to you (a refund, a "
+            "lost card dispute, or the unused part of your period credited to you when you "
+            "switch plan), the credits that money bought are taken back in the same proportion; "
+            "your balance can go below zero until your next monthly credits arrive."
         )
 
     def faq(self, copy_entries: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -9,6 +9,7 @@ portal configuration lists every plan's current prices, so a re-price updates it
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -289,7 +290,12 @@ def _sync_portal(gateway: StripeGateway, catalog: Catalog, products: dict, by_ke
             desired, idempotency_key=f"portal-configuration-{_digest(desired)}"
         )
         return [f"created billing-portal configuration {created.id}"]
-    gateway.update_portal_configuration(configuration.id, {"features": desired["features"]})
+    features = copy.deepcopy(desired["features"])
+    schedule = features["subscription_update"]["schedule_at_period_end"]
+    if not schedule["conditions"]:
+        # An empty list is not sent at all in form encoding; Stripe clears an array with "".
+        schedule["conditions"] = ""
+    gateway.update_portal_configuration(configuration.id, {"features": features})
     return [f"updated billing-portal configuration {configuration.id}: {len(problems)} change(s)"]
 
 

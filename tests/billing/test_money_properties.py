@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from math import floor
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -38,24 +37,18 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from tests.billing.member import CARDS, Member, price_id
 from tests.billing_helpers import post_event, sandbox_events
-from tests.conftest import AuthActions, _empty_all_tables, create_user, csrf_token, make_app, sql
-from webapp import billing
+from tests.conftest import _empty_all_tables, create_user, make_app, sql
 from webapp.catalog import get_catalog
 from webapp.extensions import db
 from webapp.stripe_gateway import get_gateway
 
-CARDS = {
-    "pays": "4242 4242 4242 4242",
-    "fails_at_renewal": "4000 0000 0000 0341",
-    "disputed": "4000 0000 0000 0259",
-}
 PLANS = [
     (plan, cycle)
     for plan in ("starter", "professional", "business", "agency")
     for cycle in ("monthly", "yearly")
 ]
-LIVE = ("active", "trialing", "past_due")
 WITHDRAWN = {"needs_response", "under_review", "lost"}
 MONTHS = {"month": 1, "year": 12}
 
@@ -235,56 +228,25 @@ class Billing(RuleBasedStateMachine):
         self.ctx = self.app.app_context()
         self.ctx.push()
         self.user_id = create_user(self.app)
-        self.client = self.app.test_client()
-        AuthActions(self.app, self.client).login()
+        self.member = Member(self.app, self.user_id)
+        self.client = self.member.client
         self.steps: list[str] = []
 
     def teardown(self) -> None:
-        import os
-
-        if os.environ.get("MONEY_LOG"):
-            with open(os.environ["MONEY_LOG"], "a") as log:
-                log.write(" | ".join(self.steps) + "\n")
         db.session.remove()
         self.ctx.pop()
         with self.app.app_context():
             db.engine.dispose()
         _empty_all_tables(self.database_url)
 
-    # --- helpers ---------------------------------------------------------------------
-
     def customer_id(self) -> str | None:
-        rows = sql(self.app, "select stripe_customer_id from users where id = :id", id=self.user_id)
-        return rows[0][0]
-
-    def stripe_subscriptions(self) -> list[Any]:
-        customer = self.customer_id()
-        if customer is None:
-            return []
-        return list(
-            get_gateway()
-            .client.v1.subscriptions.list(params={"customer": customer, "status": "all"})
-            .data
-        )
+        return self.member.customer_id()
 
     def live(self) -> Any | None:
-        live = [s for s in self.stripe_subscriptions() if s.status in LIVE]
-        return live[0] if live else None
+        return self.member.live()
 
     def has_live(self) -> bool:
         return self.live() is not None
-
-    def portal(self, action: str, **data: str) -> None:
-        token = csrf_token(self.client, "/account")
-        response = self.client.post("/billing/portal", data={"csrf_token": token})
-        assert response.status_code == 303, response.get_data(as_text=True)[:300]
-        path = urlsplit(response.headers["Location"]).path
-        form_token = csrf_token(self.client, path)
-        reply = self.client.post(f"{path}/{action}", data={"csrf_token": form_token, **data})
-        assert reply.status_code in (200, 303), reply.get_data(as_text=True)[:500]
-
-    def price_id(self, plan: str, cycle: str) -> str:
-        return get_gateway().price_for(f"{plan}_{cycle}").id
 
     # --- rules -----------------------------------------------------------------------
 
@@ -292,32 +254,13 @@ class Billing(RuleBasedStateMachine):
     @rule(plan=st.sampled_from(PLANS), card=st.sampled_from(sorted(CARDS)))
     def subscribe(self, plan, card):
         self.steps.append(f"subscribe {plan} {card}")
-        token = csrf_token(self.client, "/pricing")
-        started = self.client.post(
-            "/checkout", data={"plan": plan[0], "cycle": plan[1], "csrf_token": token}
-        )
-        assert started.status_code == 303, started.get_data(as_text=True)[:300]
-        path = urlsplit(started.headers["Location"]).path
-        page_token = csrf_token(self.client, path)
-        paid = self.client.post(
-            path,
-            data={
-                "csrf_token": page_token,
-                "card_number": CARDS[card],
-                "expiry": "12 / 34",
-                "cvc": "123",
-            },
-        )
-        assert paid.status_code == 303, paid.get_data(as_text=True)[:300]
-        session_id = parse_qs(urlsplit(paid.headers["Location"]).query)["session_id"][0]
-        success = self.client.get(f"/checkout/success?session_id={session_id}")
-        assert success.status_code == 200
+        self.member.subscribe(*plan, card=card)
 
     @precondition(lambda self: self.has_live())
     @rule(plan=st.sampled_from(PLANS))
     def switch_in_portal(self, plan):
         self.steps.append(f"portal switch {plan}")
-        self.portal("switch", price=self.price_id(*plan))
+        self.member.switch(*plan)
 
     @precondition(lambda self: self.has_live())
     @rule(
@@ -332,7 +275,7 @@ class Billing(RuleBasedStateMachine):
         get_gateway().client.v1.subscriptions.update(
             sub.id,
             params={
-                "items": [{"id": item.id, "price": self.price_id(*plan)}],
+                "items": [{"id": item.id, "price": price_id(*plan)}],
                 "proration_behavior": proration,
             },
         )
@@ -341,34 +284,31 @@ class Billing(RuleBasedStateMachine):
     @rule(reason=st.sampled_from(["too_expensive", "unused", "other"]))
     def cancel(self, reason):
         self.steps.append("cancel")
-        self.portal("cancel", reason=reason)
+        self.member.portal("cancel", reason=reason)
 
     @precondition(lambda self: self.has_live())
     @rule()
     def resume(self):
         self.steps.append("resume")
-        self.portal("resume")
+        self.member.portal("resume")
 
     @precondition(lambda self: self.has_live())
     @rule()
     def keep_plan(self):
         self.steps.append("keep plan")
-        self.portal("keep-plan")
+        self.member.portal("keep-plan")
 
     @precondition(lambda self: self.customer_id() is not None)
     @rule()
     def new_card(self):
         self.steps.append("new card")
-        self.portal("card", card_number=CARDS["pays"], expiry="12 / 34", cvc="123")
+        self.member.portal("card", card_number=CARDS["pays"], expiry="12 / 34", cvc="123")
 
     @precondition(lambda self: self.customer_id() is not None)
     @rule(days=st.sampled_from([1, 9, 16, 31, 62, 95, 190, 370]))
     def time_passes(self, days):
         self.steps.append(f"advance {days} days")
-        response = self.client.post("/sandbox/control/advance", json={"days": days})
-        assert response.status_code == 200
-        now = datetime.fromtimestamp(response.get_json()["now"], UTC)
-        billing.grant_due_credits(now)
+        self.member.advance(days)
 
     @precondition(lambda self: self.customer_id() is not None)
     @rule(

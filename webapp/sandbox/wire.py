@@ -130,6 +130,8 @@ def validate(params: dict[str, Any], schema: dict[str, Any], prefix: str = "") -
             if not isinstance(value, dict):
                 raise invalid(f"Invalid object for {path}.", param=path, code="parameter_invalid")
         elif isinstance(rule, list):
+            if value == "":
+                continue  # Stripe's emptyable arrays: `conditions=` clears the list
             if not isinstance(value, list):
                 raise invalid(f"Invalid array for {path}.", param=path, code="parameter_invalid")
             for index, item in enumerate(value):
