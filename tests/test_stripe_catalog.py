@@ -197,3 +197,40 @@ def test_portal_sessions_name_our_configuration(app: Flask):
         with session.store() as store:
             configuration = store.get("billing_portal.session", portal_id)["configuration"]
         assert configuration == our_portal_configuration().id
+
+
+def test_a_hand_made_price_keeps_saying_its_plan_when_a_re_price_replaces_it(
+    app: Flask, catalog_file: Path, database_url: str
+):
+    """Its subscribers stay on it; without a lookup key, its metadata is all that names it."""
+    assert run(app, "sync-catalog").exit_code == 0
+    with app.app_context():
+        gateway = get_gateway()
+        synced = gateway.price_for("starter_monthly")
+        hand_made = gateway.client.v1.prices.create(
+            params={
+                "product": synced.product,
+                "unit_amount": 499,
+                "currency": "usd",
+                "recurring": {"interval": "month"},
+                "lookup_key": "starter_monthly",
+                "transfer_lookup_key": True,  # someone made it in the Dashboard
+            }
+        )
+        gateway.archive_price(synced.id)
+    text = catalog_file.read_text()
+    catalog_file.write_text(
+        re.sub(r"(id = \"starter\"[\s\S]*?monthly_cents = )\d+", r"\g<1>555", text, count=1)
+    )
+    changed = make_app(database_url, CATALOG_PATH=str(catalog_file), SANDBOX_DELIVER_TO_SELF=False)
+    try:
+        output = run(changed, "sync-catalog").output
+        assert f"wrote plan metadata on price {hand_made.id}" in output
+        assert f"archived price {hand_made.id}" in output
+        with changed.app_context():
+            old = get_gateway().client.v1.prices.retrieve(hand_made.id)
+            assert old.lookup_key is None and old.active is False
+            assert old.metadata.to_dict() == {"plan_id": "starter", "cycle": "monthly"}
+    finally:
+        with changed.app_context():
+            db.engine.dispose()

@@ -184,7 +184,7 @@ def test_unknown_event_type_is_acknowledged_and_ignored(app, client):
 def test_handler_exception_rolls_back_and_answers_500(app, client, paid, monkeypatch, runner):
     [invoice_paid] = sandbox_events(app, ("invoice.paid",))
 
-    def crash_after_writing(subscription_id, user_id, now=None):
+    def crash_after_writing(subscription_id, user_id, now=None, cause=None):
         raise RuntimeError("disk full half-way")
 
     # The subscription and invoice rows are written first, then settling the credits crashes:
@@ -228,7 +228,19 @@ def test_customer_deleted_unlinks_the_customer(app, client, paid):
     assert sql(app, "select stripe_customer_id, stripe_customer_generation from users") == [
         (None, 1)
     ]
-    assert sql(app, "select status from subscriptions") == [("canceled",)]
+    [(status, ended_at)] = sql(app, "select status, ended_at from subscriptions")
+    assert status == "canceled" and ended_at is not None  # no more months of a yearly plan
+
+    # Stripe sends customer.subscription.deleted too, in any order: arriving late, it must not
+    # link the deleted customer to the user again (every later checkout would fail).
+    with app.app_context():
+        from webapp.stripe_gateway import get_gateway
+
+        [sub] = get_gateway().list_subscriptions(customer_id)
+        get_gateway().cancel_subscription(sub.id)
+    late = [e for e in sandbox_events(app) if e["type"] == "customer.subscription.deleted"]
+    assert post_event(client, late[-1]).status_code == 200
+    assert sql(app, "select stripe_customer_id from users") == [(None,)]
 
 
 def test_subscribe_helper_flow_delivers_in_sync_mode(app, client, auth, user_id, monkeypatch):

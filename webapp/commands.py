@@ -74,8 +74,12 @@ def grant_due() -> None:
     """Grant the monthly credits due to yearly subscribers (idempotent; run it hourly)."""
     from webapp import billing
 
-    count = billing.grant_due_credits()
-    click.echo(f"wrote {count} credit entr{'y' if count == 1 else 'ies'}")
+    run = billing.grant_due_credits()
+    click.echo(f"wrote {run.written} credit entr{'y' if run.written == 1 else 'ies'}")
+    if run.failed:
+        raise click.ClickException(
+            f"{len(run.failed)} subscription(s) failed (see the log): {', '.join(run.failed)}"
+        )
 
 
 def init_app(app: Flask) -> None:

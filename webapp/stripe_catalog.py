@@ -20,11 +20,19 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from webapp.catalog import Catalog, Price, get_catalog
-from webapp.stripe_gateway import PaymentProviderError, StripeGateway, get_gateway
+from webapp.stripe_gateway import (
+    PaymentProviderError,
+    StripeGateway,
+    get_gateway,
+    plain_metadata,
+)
 
 INTERVALS = {"monthly": "month", "yearly": "year"}
 # The metadata by which we find our own billing-portal configuration among the account's.
 PORTAL_MARKER = {"managed_by": "llmgen-catalog"}
+# Stripe's products by plan id, and its active prices by lookup key (as `_differences` reads them).
+Products = dict[str, Any]
+PricesByKey = dict[str, Any]
 
 
 @dataclass
@@ -57,7 +65,9 @@ def _price_matches(stripe_price, price: Price, product_id: str) -> bool:
     )
 
 
-def _differences(gateway: StripeGateway, catalog: Catalog) -> tuple[list[str], dict, dict]:
+def _differences(
+    gateway: StripeGateway, catalog: Catalog
+) -> tuple[list[str], Products, PricesByKey]:
     """What differs between the catalog and Stripe, plus what Stripe has (for fixing it)."""
     products = _plan_products(gateway)
     by_key = {}
@@ -98,11 +108,7 @@ def _price_metadata(price: Price) -> dict[str, str]:
 
 
 def _metadata_matches(stripe_price, price: Price) -> bool:
-    return _price_metadata(price).items() <= _plain(stripe_price.metadata).items()
-
-
-def _plain(metadata: Any) -> dict[str, str]:
-    return metadata.to_dict() if metadata else {}
+    return _price_metadata(price).items() <= plain_metadata(stripe_price.metadata).items()
 
 
 def check_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
@@ -119,6 +125,43 @@ def sync_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
     changes = _sync_prices(gateway, catalog)
     _problems, products, by_key = _differences(gateway, catalog)
     return changes + _sync_portal(gateway, catalog, products, by_key)
+
+
+def _sync_price(
+    gateway: StripeGateway,
+    price: Price,
+    product_id: str,
+    existing: Any,  # the Stripe price holding the lookup key, or None
+    report: CatalogReport,
+) -> None:
+    """Make the price holding `price`'s lookup key charge what the catalog says."""
+    if existing is not None and not _metadata_matches(existing, price):
+        # Before anything else: a price that loses its lookup key below must still say which
+        # plan it is for, since its subscribers stay on it (billing reads this metadata).
+        gateway.update_price(existing.id, metadata=_price_metadata(price))
+        report.add(f"wrote plan metadata on price {existing.id} ({price.lookup_key})")
+    if existing is not None and _price_matches(existing, price, product_id):
+        return
+    created = gateway.create_price(
+        product_id=product_id,
+        unit_amount=price.amount_cents,
+        currency=price.currency,
+        interval=INTERVALS[price.cycle],
+        lookup_key=price.lookup_key,
+        metadata=_price_metadata(price),
+        transfer_lookup_key=existing is not None,
+        # Several processes may sync at once (each gunicorn worker on first use in sandbox
+        # mode): the same key makes the later ones replay the first one's price.
+        idempotency_key=(
+            f"catalog-price-{price.lookup_key}-{price.amount_cents}-"
+            f"{existing.id if existing is not None else 'first'}"
+        ),
+    )
+    amount = f"{price.amount_cents} {price.currency}"
+    report.add(f"created price {created.id} ({price.lookup_key}, {amount})")
+    if existing is not None:
+        gateway.archive_price(existing.id)
+        report.add(f"archived price {existing.id} ({price.lookup_key}, {existing.unit_amount})")
 
 
 def _sync_prices(gateway: StripeGateway, catalog: Catalog) -> list[str]:
@@ -140,34 +183,7 @@ def _sync_prices(gateway: StripeGateway, catalog: Catalog) -> list[str]:
             product = gateway.update_product(product.id, name=name)
             report.add(f"renamed product {product.id} to {name!r}")
         for price in plan.prices.values():
-            existing = by_key.get(price.lookup_key)
-            if existing is not None and _price_matches(existing, price, product.id):
-                if not _metadata_matches(existing, price):
-                    gateway.update_price(existing.id, metadata=_price_metadata(price))
-                    report.add(f"wrote plan metadata on price {existing.id} ({price.lookup_key})")
-                continue
-            created = gateway.create_price(
-                product_id=product.id,
-                unit_amount=price.amount_cents,
-                currency=price.currency,
-                interval=INTERVALS[price.cycle],
-                lookup_key=price.lookup_key,
-                metadata=_price_metadata(price),
-                transfer_lookup_key=existing is not None,
-                # Several processes may sync at once (each gunicorn worker on first use in
-                # sandbox mode): the same key makes the later ones replay the first one's price.
-                idempotency_key=(
-                    f"catalog-price-{price.lookup_key}-{price.amount_cents}-"
-                    f"{existing.id if existing is not None else 'first'}"
-                ),
-            )
-            amount = f"{price.amount_cents} {price.currency}"
-            report.add(f"created price {created.id} ({price.lookup_key}, {amount})")
-            if existing is not None:
-                gateway.archive_price(existing.id)
-                report.add(
-                    f"archived price {existing.id} ({price.lookup_key}, {existing.unit_amount})"
-                )
+            _sync_price(gateway, price, product.id, by_key.get(price.lookup_key), report)
     gateway.forget_prices()
     return report.changes
 
@@ -176,7 +192,7 @@ def _sync_prices(gateway: StripeGateway, catalog: Catalog) -> list[str]:
 
 
 def desired_portal_configuration(
-    catalog: Catalog, products: dict[str, object], by_key: dict[str, object]
+    catalog: Catalog, products: Products, by_key: PricesByKey
 ) -> dict[str, Any]:
     """The portal configuration the plan-change policy calls for, as Stripe's create params.
 
@@ -198,8 +214,8 @@ def desired_portal_configuration(
         "default_allowed_updates": ["price"],
         "products": [
             {
-                "product": products[plan.id].id,  # type: ignore[attr-defined]
-                "prices": [by_key[price.lookup_key].id for price in plan.prices.values()],  # type: ignore[attr-defined]
+                "product": products[plan.id].id,
+                "prices": [by_key[price.lookup_key].id for price in plan.prices.values()],
             }
             for plan in catalog.plans.values()
         ],
@@ -261,14 +277,15 @@ def _portal_view(configuration: Any) -> dict[str, Any]:
 
 
 def _portal_differences(
-    gateway: StripeGateway, catalog: Catalog, products: dict, by_key: dict
+    gateway: StripeGateway, catalog: Catalog, products: Products, by_key: PricesByKey
 ) -> tuple[list[str], Any, dict[str, Any]]:
     """(problems, our configuration on Stripe or None, the desired params)."""
     desired = desired_portal_configuration(catalog, products, by_key)
     ours = [
         configuration
         for configuration in gateway.list_portal_configurations()
-        if configuration.active and PORTAL_MARKER.items() <= _plain(configuration.metadata).items()
+        if configuration.active
+        and PORTAL_MARKER.items() <= plain_metadata(configuration.metadata).items()
     ]
     if not ours:
         return ["billing portal: no configuration of ours on Stripe"], None, desired
@@ -281,7 +298,13 @@ def _portal_differences(
     return problems, ours[0], desired
 
 
-def _sync_portal(gateway: StripeGateway, catalog: Catalog, products: dict, by_key: dict):
+def _is_ours(configuration: Any) -> bool:
+    return PORTAL_MARKER.items() <= plain_metadata(configuration.metadata).items()
+
+
+def _sync_portal(
+    gateway: StripeGateway, catalog: Catalog, products: Products, by_key: PricesByKey
+) -> list[str]:
     problems, configuration, desired = _portal_differences(gateway, catalog, products, by_key)
     if not problems:
         return []

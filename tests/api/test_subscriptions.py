@@ -267,7 +267,13 @@ def test_credits_balance_from_the_ledger(app, client, caller, user_id):
 
 def test_credits_of_a_new_user(client, caller):
     body = client.get(caller.path("/credits/balance"), headers=caller.headers).get_json()
-    assert body == {"balance": 0, "totalGranted": 0, "totalUsed": 0, "recentTransactions": []}
+    assert body == {
+        "balance": 0,
+        "totalGranted": 0,
+        "totalUsed": 0,
+        "totalTakenBack": 0,
+        "recentTransactions": [],
+    }
 
 
 # --- plans (public) ---------------------------------------------------------------------------

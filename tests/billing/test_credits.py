@@ -1,12 +1,15 @@
 """The credits ledger and access rules on stored invoices and subscriptions (no Stripe involved)."""
 
 from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from math import floor
 
 import pytest
 
 from tests.conftest import sql
 from webapp import billing
-from webapp.billing.credits import add_entry, settle_subscription, store_invoice
+from webapp.billing.credits import add_entry, settle_subscription
+from webapp.billing.invoices import store_invoice
 from webapp.billing.stripe_facts import InvoiceFacts, LineFacts, PriceFacts
 from webapp.extensions import db
 from webapp.models import CreditEntry, Subscription
@@ -52,11 +55,12 @@ def invoice(id, *lines, status="paid", total=499, refunded=0, disputed=0, reason
         invoice_pdf=None,
         created=lines[0].period_start,
         lines=tuple(lines),
+        fetched_at=datetime.now(UTC),
     )
 
 
-def line(id, price, start, end, amount=499, proration=False):
-    return LineFacts(id, "sub_test", price, amount, proration, start, end)
+def line(id, price, start, end, amount=499, proration=False, quantity=1):
+    return LineFacts(id, "sub_test", price, amount, proration, start, end, quantity)
 
 
 def settle(user_id, *invoices, now=None):
@@ -137,11 +141,11 @@ def test_yearly_months_are_granted_as_they_begin_and_a_missed_run_catches_up(app
         year = invoice("in_y", line("il_y", STARTER_Y, JAN, JAN.replace(year=2027)), total=4990)
         settle(user_id, year, now=JAN)
         assert balance(user_id) == 1000
-        assert billing.grant_due_credits(datetime(2026, 2, 27, tzinfo=UTC)) == 0
-        assert billing.grant_due_credits(datetime(2026, 2, 28, 13, tzinfo=UTC)) == 1
+        assert billing.grant_due_credits(datetime(2026, 2, 27, tzinfo=UTC)).written == 0
+        assert billing.grant_due_credits(datetime(2026, 2, 28, 13, tzinfo=UTC)).written == 1
         # Nobody ran the scheduler in March, April or May: June's run grants all three.
-        assert billing.grant_due_credits(datetime(2026, 6, 1, tzinfo=UTC)) == 3
-        assert billing.grant_due_credits(datetime(2026, 6, 1, tzinfo=UTC)) == 0
+        assert billing.grant_due_credits(datetime(2026, 6, 1, tzinfo=UTC)).written == 3
+        assert billing.grant_due_credits(datetime(2026, 6, 1, tzinfo=UTC)).written == 0
         assert balance(user_id) == 5000
     rows = sql(app, "select period_key from credit_entries order by id")
     assert [key[0][9:19] for key in rows] == [
@@ -185,7 +189,8 @@ def test_money_going_back_takes_back_what_it_bought(app, user_id, refunded, disp
         )
         settle(user_id, back)
         assert balance(user_id) == expected
-        settle(user_id, paid)  # a won dispute, or a refund that failed: the credits come back
+        # A won dispute, or a refund that failed: read again, the credits come back.
+        settle(user_id, invoice("in_1", line("il_1", STARTER_M, JAN, feb)))
         assert balance(user_id) == 1000
     kinds = sql(app, "select kind, amount > 0 from credit_entries order by id")
     assert kinds[0] == ("grant", True)
@@ -227,3 +232,90 @@ def test_a_downgrade_applied_mid_period_takes_back_the_upgrade_to_what_was_paid(
         # Business for 6 of April's 30 days: 9,000 x 6/30 = 1,800 on top of Starter's 1,000.
         assert balance(user_id) == 1000 + 9000 * 24 // 30 - 9000 * 18 // 30
         assert balance(user_id) == 2800
+
+
+AGENCY_M = PriceFacts("price_am", "agency", "monthly", 9999)
+STARTER_Y_PRICE = PriceFacts("price_sy", "starter", "yearly", 4990)
+AGENCY_Y = PriceFacts("price_ay", "agency", "yearly", 99990)
+
+
+def test_a_refund_of_an_invoice_that_also_credited_unused_time_takes_back_its_share(app, user_id):
+    """The credited unused time stays credited; the refunded cash takes back what it bought."""
+    with app.app_context():
+        april, may, june = (datetime(2026, m, 1, tzinfo=UTC) for m in (4, 5, 6))
+        half = datetime(2026, 4, 16, tzinfo=UTC)
+        add_subscription(
+            user_id, cycle="monthly", current_period_start=may, current_period_end=june
+        )
+        settle(
+            user_id,
+            invoice("in_a", line("il_a", AGENCY_M, april, may, 9999), total=9999),
+            now=april,
+        )
+        renewal = (
+            line("il_1", AGENCY_M, half, may, -5000, True),  # unused Agency, credited
+            line("il_2", BUSINESS_M, half, may, 2000, True),  # Business, the rest of April
+            line("il_3", BUSINESS_M, may, june, 3999),  # May
+        )
+        settle(user_id, invoice("in_r", *renewal, total=999), now=may)
+        # April: Agency's half gone back (-15,000), Business's half bought (+5,000); May: 10,000.
+        assert balance(user_id) == 30_000 - 15_000 + 5000 + 10_000
+        settle(user_id, invoice("in_r", *renewal, total=999, refunded=999), now=may)
+        # $9.99 of the $59.99 the renewal bought went back: that share of what it bought with it;
+        # the unused Agency half stays credited.
+        kept = Fraction(5999 - 999, 5999)
+        april_part = floor(kept * 5000 - 15_000)
+        assert balance(user_id) == 30_000 + april_part + floor(kept * 10_000)
+
+
+def test_a_switch_nobody_paid_for_leaves_the_paid_year_whole(app, user_id):
+    """Stripe applies an upgrade whose card fails (allow_incomplete): the paid year goes on."""
+    with app.app_context():
+        y0, y1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+        switch_at, switch_end = datetime(2026, 3, 15, tzinfo=UTC), datetime(2027, 3, 15, tzinfo=UTC)
+        add_subscription(
+            user_id,
+            plan_id="agency",
+            status="past_due",
+            current_period_start=switch_at,
+            current_period_end=switch_end,
+        )
+        settle(
+            user_id,
+            invoice("in_y", line("il_y", STARTER_Y_PRICE, y0, y1, 4990), total=4990),
+            now=y0,
+        )
+        unpaid = invoice(
+            "in_sw",
+            line("il_c", STARTER_Y_PRICE, switch_at, y1, -3900, True),
+            line("il_a", AGENCY_Y, switch_at, switch_end, 99990),
+            total=96090,
+            status="uncollectible",
+        )
+        settle(user_id, unpaid, now=switch_at)
+        billing.grant_due_credits(datetime(2026, 12, 15, tzinfo=UTC))
+        assert balance(user_id) == 12 * 1000
+
+
+def test_an_older_read_never_overwrites_a_newer_one(app, user_id):
+    """Two workers read the same invoice around a refund; the one that read first commits last."""
+    with app.app_context():
+        add_subscription(user_id, cycle="monthly")
+        feb = datetime(2026, 2, 28, 12, tzinfo=UTC)
+        before_refund = invoice("in_1", line("il_1", STARTER_M, JAN, feb))
+        after_refund = invoice("in_1", line("il_1", STARTER_M, JAN, feb), refunded=499)
+        settle(user_id, after_refund)
+        settle(user_id, before_refund)
+        assert balance(user_id) == 0
+        [(refunded,)] = sql(app, "select amount_refunded from invoices")
+        assert refunded == 499
+
+
+def test_a_quantity_of_two_buys_twice_the_credits(app, user_id):
+    with app.app_context():
+        add_subscription(user_id, cycle="monthly")
+        feb = datetime(2026, 2, 28, 12, tzinfo=UTC)
+        settle(
+            user_id, invoice("in_2", line("il_2", STARTER_M, JAN, feb, 998, quantity=2), total=998)
+        )
+        assert balance(user_id) == 2000

@@ -133,8 +133,10 @@ def stripe_objects() -> dict[str, Any]:
         "/v1/invoices/in_1": invoice,
         "/v1/prices/price_starter_old": old_starter,
         "/v1/subscriptions/sub_1": subscription,
-        "/v1/invoice_payments": _list([payment]),
-        "/v1/charges": _list([charge]),
+        # Lists answer only the filter real Stripe needs for them; any other, an empty list.
+        ("/v1/invoice_payments", "invoice=in_1"): _list([payment]),
+        ("/v1/invoice_payments", "payment%5Bpayment_intent%5D=pi_1"): _list([payment]),
+        ("/v1/charges", "payment_intent=pi_1"): _list([charge]),
     }
 
 
@@ -143,16 +145,24 @@ def _list(data: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class RecordedStripe:
-    """Answers GETs with the scenario's objects and logs every request it was sent."""
+    """Answers GETs with the scenario's objects and logs every request it was sent.
 
-    def __init__(self, objects: dict[str, Any]) -> None:
+    An object is found by its path, or, for a list, by its path and the one filter real Stripe
+    needs for it (any other filter gets an empty list, so a wrong filter shows).
+    """
+
+    def __init__(self, objects: dict[Any, Any]) -> None:
         self.objects, self.requests = objects, []
 
     def __call__(self, environ, start_response):
         request = Request(environ)
-        self.requests.append((request.method, request.path, parse_qs(request.query_string)))
-        body = self.objects.get(request.path)
-        if request.method != "GET" or body is None:
+        query = request.query_string.decode()
+        self.requests.append((request.method, request.path, parse_qs(query)))
+        body = self.objects.get(request.path) if request.method == "GET" else None
+        lists = {key[1]: value for key, value in self.objects.items() if key[0] == request.path}
+        if body is None and lists:
+            body = next((lists[f] for f in query.split("&") if f in lists), _list([]))
+        if body is None:
             error = {"error": {"type": "invalid_request_error", "message": "not in this test"}}
             return Response(json.dumps(error), 404, content_type="application/json")(
                 environ, start_response
@@ -205,24 +215,28 @@ def real_app(_schema, database_url, stripe_server):
     _empty_all_tables(database_url)
 
 
-def test_a_renewal_after_a_switch_and_a_re_price_grants_the_plan_the_price_is_for(
-    real_app, stripe_server
-):
+def deliver(app, event_type: str, obj: dict[str, Any], event_id: str) -> None:
     event = {
-        "id": "evt_real_1",
+        "id": event_id,
         "object": "event",
-        "type": "invoice.paid",
+        "type": event_type,
         "created": NOW,
-        "data": {"object": {"id": "in_1", "object": "invoice"}},
+        "data": {"object": obj},
     }
     payload = json.dumps(event).encode()
-    response = real_app.test_client().post(
+    response = app.test_client().post(
         "/webhooks/stripe",
         data=payload,
         headers={"Stripe-Signature": signature(payload, WEBHOOK_SECRET)},
         content_type="application/json",
     )
     assert response.status_code == 200, response.get_data(as_text=True)
+
+
+def test_a_renewal_after_a_switch_and_a_re_price_grants_the_plan_the_price_is_for(
+    real_app, stripe_server
+):
+    deliver(real_app, "invoice.paid", {"id": "in_1", "object": "invoice"}, "evt_real_1")
     assert sql(real_app, "select plan_id, cycle from subscriptions") == [("starter", "monthly")]
     assert sql(real_app, "select amount, description from credit_entries") == [
         (1000, f"Starter plan: monthly credits ({time.strftime('%b %Y', time.gmtime(PERIOD[0]))})")
@@ -230,3 +244,21 @@ def test_a_renewal_after_a_switch_and_a_re_price_grants_the_plan_the_price_is_fo
     # The line's price was named by id only: the app asked for it.
     paths = [path for _method, path, _query in stripe_server.requests]
     assert "/v1/prices/price_starter_old" in paths
+
+
+def test_a_refund_found_through_the_payment_takes_the_credits_back(real_app, stripe_server):
+    """charge.refunded names a PaymentIntent; its InvoicePayment names the invoice (basil)."""
+    deliver(real_app, "invoice.paid", {"id": "in_1", "object": "invoice"}, "evt_real_1")
+    [charges] = [
+        v for k, v in stripe_server.objects.items() if k == ("/v1/charges", "payment_intent=pi_1")
+    ]
+    charges["data"][0].update(amount_refunded=499, refunded=True)
+    charge = {"id": "ch_1", "object": "charge", "payment_intent": "pi_1", "amount_refunded": 499}
+    deliver(real_app, "charge.refunded", charge, "evt_real_2")
+    assert sql(real_app, "select sum(amount) from credit_entries") == [(0,)]
+    asked = [query for _m, path, query in stripe_server.requests if path == "/v1/invoice_payments"]
+    assert {
+        "payment[type]": ["payment_intent"],
+        "payment[payment_intent]": ["pi_1"],
+        "limit": ["1"],
+    } in asked

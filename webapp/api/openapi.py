@@ -241,7 +241,11 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "id": {"type": "integer"},
-            "amount": {"type": "integer", "description": "Positive: a grant. Negative: a use."},
+            "amount": {
+                "type": "integer",
+                "description": "Positive: a grant. Negative: a use, or credits taken back after "
+                "money went back (a refund, a dispute, a plan change credited).",
+            },
             "kind": {"type": "string"},
             "description": {"type": "string"},
             "createdAt": {"type": "string", "format": "date-time"},
@@ -254,7 +258,12 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "balance": {"type": "integer"},
             "totalGranted": {"type": "integer", "minimum": 0},
-            "totalUsed": {"type": "integer", "minimum": 0},
+            "totalUsed": {"type": "integer", "minimum": 0, "description": "Spent on generations."},
+            "totalTakenBack": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Taken back after money went back; the balance may be below zero.",
+            },
             "recentTransactions": {
                 "type": "array",
                 "maxItems": 10,

@@ -104,5 +104,6 @@ def credits(summary: CreditSummary) -> dict[str, Any]:
         "balance": summary.balance,
         "totalGranted": summary.total_granted,
         "totalUsed": summary.total_used,
+        "totalTakenBack": summary.total_taken_back,
         "recentTransactions": [credit_entry(entry) for entry in summary.recent],
     }

@@ -7,10 +7,11 @@ The one place that writes subscription, checkout and credit state. Two rules run
   the same idempotent functions.
 - Never hold a database transaction open across a call to Stripe (`base.call_stripe`).
 
-Modules: `checkout` (customers, Checkout Sessions, the success page), `subscriptions` (our copy of
-Stripe's subscriptions), `invoices`' credits in `credits` (the ledger; its arithmetic in
-`credit_months`), `duplicates` (one live subscription per user), `stripe_facts` (reading Stripe),
-`sync` (read, then apply), `leases` (locks across Stripe calls), `events` (webhooks, at most once).
+Modules: `checkout` (customers, Checkout Sessions, the success page), `subscriptions` and
+`invoices` (our copies of Stripe's), `credits` (the ledger, settled to what invoices bought; the
+arithmetic in `credit_months`), `duplicates` (one live subscription per user), `stripe_facts`
+(reading Stripe), `sync` (read, then apply), `leases` (locks held across Stripe calls) and
+`events` (webhooks, each applied at most once).
 """
 
 from webapp.billing.base import (
@@ -29,7 +30,6 @@ from webapp.billing.checkout import (
     fulfil_checkout,
     start_checkout,
 )
-from webapp.billing.credit_months import add_months
 from webapp.billing.credits import CreditSummary, credit_summary, grant_due_credits
 from webapp.billing.events import EventOutcome, failed_event_ids, process_event, replay_event
 from webapp.billing.subscriptions import (
@@ -52,7 +52,6 @@ __all__ = [
     "Fulfilment",
     "NoBillingAccount",
     "SubscriptionExists",
-    "add_months",
     "create_portal_session",
     "credit_summary",
     "ensure_customer",

@@ -65,6 +65,11 @@ def from_timestamp(value: int | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value else None
 
 
+def required_timestamp(value: int) -> datetime:
+    """A timestamp Stripe always sets (`created`, a line's period)."""
+    return datetime.fromtimestamp(value, UTC)
+
+
 def dig(obj: Any, *path: str) -> Any:
     """Follow `path` through Stripe objects or dicts; None where a step is missing."""
     for key in path:

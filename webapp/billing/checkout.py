@@ -13,7 +13,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.billing.base import (
-    LIVE_STATUSES,
     CatalogMismatch,
     CheckoutBusy,
     CheckoutNotFound,
@@ -23,6 +22,7 @@ from webapp.billing.base import (
     id_of,
 )
 from webapp.billing.credits import credits_for_invoice
+from webapp.billing.duplicates import live_at_stripe
 from webapp.billing.leases import Busy, lease
 from webapp.billing.stripe_facts import SubscriptionFacts, fetch_invoice_facts
 from webapp.billing.subscriptions import live_subscription
@@ -158,8 +158,7 @@ def _start_checkout(
 
 def _refuse_if_live_at_stripe(customer_id: str) -> None:
     """A checkout paid moments ago may not have reached us yet: Stripe knows first."""
-    subscriptions = call_stripe(get_gateway().list_subscriptions, customer_id)
-    live = [s for s in subscriptions if s.status in LIVE_STATUSES]
+    live = live_at_stripe(customer_id)
     if not live:
         return
     facts = fetch_subscription_state(live[0].id)

@@ -1,6 +1,6 @@
 """The credits ledger: credits follow the money.
 
-Invariants (README, "Credits"), each enforced here and nowhere else:
+Invariants (README, "Credits follow the money"), each enforced here and nowhere else:
 
 - Each paid billing month grants its plan's monthly credits exactly once: a monthly invoice when
   it is paid, a yearly one month by month (month 0 when paid, the others as they begin; a missed
@@ -20,13 +20,13 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 from math import floor
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.billing.credit_months import BilledLine, month_credits, periods
-from webapp.billing.stripe_facts import InvoiceFacts
+from webapp.billing.credit_months import BilledLine, Period, month_credits, periods
+from webapp.billing.invoices import billing_order, kept_share
 from webapp.catalog import get_catalog
 from webapp.database import insert_or_ignore, lock_row
 from webapp.extensions import db
@@ -39,26 +39,36 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CreditSummary:
     balance: int
-    total_granted: int
-    total_used: int
+    total_granted: int  # every credit added
+    total_used: int  # spent on generations (positive)
+    total_taken_back: int  # taken back after money went back (positive)
     recent: list[CreditEntry]
 
 
 def credit_summary(user_id: int, recent: int = 10) -> CreditSummary:
     """The balance is derived from the ledger, never stored on its own."""
-    granted, used = db.session.execute(
-        select(
-            func.coalesce(func.sum(CreditEntry.amount).filter(CreditEntry.amount > 0), 0),
-            func.coalesce(-func.sum(CreditEntry.amount).filter(CreditEntry.amount < 0), 0),
-        ).where(CreditEntry.user_id == user_id)
-    ).one()
+    added = func.sum(CreditEntry.amount).filter(CreditEntry.amount > 0)
+    used = func.sum(CreditEntry.amount).filter(CreditEntry.amount < 0, CreditEntry.kind == "usage")
+    taken = func.sum(CreditEntry.amount).filter(CreditEntry.amount < 0, CreditEntry.kind != "usage")
+    granted, spent, taken_back = (
+        int(value or 0)
+        for value in db.session.execute(
+            select(added, used, taken).where(CreditEntry.user_id == user_id)
+        ).one()
+    )
     entries = db.session.scalars(
         select(CreditEntry)
         .where(CreditEntry.user_id == user_id)
         .order_by(CreditEntry.created_at.desc(), CreditEntry.id.desc())
         .limit(recent)
     ).all()
-    return CreditSummary(int(granted) - int(used), int(granted), int(used), list(entries))
+    return CreditSummary(
+        balance=granted + spent + taken_back,
+        total_granted=granted,
+        total_used=-spent,
+        total_taken_back=-taken_back,
+        recent=list(entries),
+    )
 
 
 def credits_for_invoice(invoice_id: str) -> int:
@@ -103,67 +113,25 @@ def add_entry(
     return added
 
 
-# --- invoices and their lines ----------------------------------------------------------------
-
-
-def store_invoice(facts: InvoiceFacts, user_id: int) -> Invoice:
-    """Our copy of an invoice and its plan lines, as Stripe shows it now."""
-    row = db.session.get(Invoice, facts.id)
-    if row is None:
-        row = Invoice(id=facts.id, user_id=user_id, created=facts.created)
-        db.session.add(row)
-    row.stripe_subscription_id = facts.subscription_id
-    row.status = facts.status
-    row.billing_reason = facts.billing_reason
-    row.currency = facts.currency
-    row.total = facts.total
-    row.amount_paid = facts.amount_paid
-    row.amount_refunded = facts.amount_refunded
-    row.amount_disputed = facts.amount_disputed
-    row.number = facts.number
-    row.hosted_invoice_url = facts.hosted_invoice_url
-    row.invoice_pdf = facts.invoice_pdf
-    db.session.flush()
-    catalog = get_catalog()
-    for line in facts.lines:
-        price = line.price
-        plan_id = price.plan_id if price else None
-        values = {
-            "invoice_id": facts.id,
-            "stripe_subscription_id": line.subscription_id or facts.subscription_id,
-            "stripe_price_id": price.id if price else None,
-            "plan_id": plan_id,
-            "cycle": price.cycle if price else None,
-            "credits_per_month": catalog.plan(plan_id).monthly_credits if plan_id else 0,
-            "amount": line.amount,
-            "proration": line.proration,
-            "period_start": line.period_start,
-            "period_end": line.period_end,
-        }
-        # A finalized invoice's lines never change; the first copy stays (its credits figure
-        # is what the plan granted when it was billed, even if the catalog changes later).
-        insert_or_ignore(InvoiceLine, {"id": line.id, **values}, ["id"])
-    return row
-
-
-def invoice_weight(invoice: Invoice) -> Fraction:
-    """The share of an invoice that stayed paid: 0 unless paid, less what went back."""
-    if invoice.status != "paid":
-        return Fraction(0)
-    if invoice.total <= 0:
-        return Fraction(1)  # nothing was charged, so nothing can go back
-    back = min(invoice.amount_refunded + invoice.amount_disputed, invoice.total)
-    return Fraction(invoice.total - back, invoice.total)
-
-
 # --- settling: the ledger made equal to what the invoices bought -------------------------------
 
 
-def settle_subscription(subscription_id: str, user_id: int, now: datetime | None = None) -> int:
-    """Bring every started month of the subscription's invoices to what they bought.
+@dataclass(frozen=True)
+class Cause:
+    """Why a subscription is settled: words for the ledger lines one invoice's change writes."""
 
-    Returns the number of entries written. The member's row is locked first, so two events of
-    the same member settle one after the other and the second sees the first's entries.
+    invoice_id: str | None = None
+    kind: str | None = None  # "refund", "dispute", "void" or None
+
+
+def settle_subscription(
+    subscription_id: str, user_id: int, now: datetime | None = None, cause: Cause | None = None
+) -> int:
+    """Bring every begun month of the subscription's invoices to what they bought.
+
+    Returns the number of entries written. Takes the member's lock (callers that also write
+    invoice or subscription rows take it first, so every writer locks in the same order:
+    member, then subscription, then invoices).
     """
     lock_row(User, user_id)
     now_ts = int((now or utcnow()).timestamp())
@@ -173,108 +141,133 @@ def settle_subscription(subscription_id: str, user_id: int, now: datetime | None
         ),
         key=billing_order,
     )
-    lines_by_invoice = _lines_by_invoice([invoice.id for invoice in invoices])
-    known = _periods(subscription_id, invoices, lines_by_invoice)
+    lines = _lines_by_invoice({invoice.id: rank for rank, invoice in enumerate(invoices)})
+    known = _periods(subscription_id, invoices, lines)
+    held = _held(subscription_id)
     written = 0
     for invoice in invoices:
-        lines = lines_by_invoice.get(invoice.id, [])
-        bought = month_credits(lines, known)
+        invoice_lines = [line for line, _plan in lines.get(invoice.id, [])]
+        months = month_credits(invoice_lines, known)
+        bought_cents = sum(line.amount for line in invoice_lines if line.buys)
+        share = kept_share(invoice, bought_cents)
         # Month 0 of what an invoice bills starts when Stripe billed it, which a test clock may
         # put ahead of our clock: a paid invoice's own lines have begun, by definition.
-        started_by = max([now_ts, *(line.start for line in lines)])
-        weight = invoice_weight(invoice)
-        written += _settle_invoice_months(invoice, subscription_id, bought, weight, started_by)
-        upcoming = [month for month in bought if month > started_by and weight > 0]
+        started_by = max([now_ts, *(line.start for line in invoice_lines)])
+        targets = {
+            month: floor(share * credits.bought - credits.given_back) if share else 0
+            for month, credits in months.items()
+        }
+        begun = {month for month in months if month <= started_by}
+        plan_name = _plan_name(lines.get(invoice.id, []))
+        context = _Context(invoice, subscription_id, plan_name, cause or Cause())
+        for month in sorted(begun | held[invoice.id].keys()):
+            total, count = held[invoice.id].get(month, (0, 0))
+            written += _write(context, month, targets.get(month, 0) - total, count)
+        upcoming = [month for month in months if month > started_by and share]
         invoice.next_credit_month_at = _at(min(upcoming)) if upcoming else None
     return written
 
 
-def billing_order(invoice: Invoice) -> tuple[datetime, int, str]:
-    """The order Stripe billed invoices in: by time, then by the customer's invoice number
-    (`PREFIX-0042`, counted per customer), which tells apart invoices of the same second."""
-    _prefix, _, sequence = (invoice.number or "").rpartition("-")
-    return invoice.created, int(sequence) if sequence.isdigit() else 0, invoice.id
+@dataclass(frozen=True)
+class _Context:
+    invoice: Invoice
+    subscription_id: str
+    plan_name: str
+    cause: Cause
 
 
-def _lines_by_invoice(invoice_ids: list[str]) -> dict[str, list[BilledLine]]:
-    grouped: dict[str, list[BilledLine]] = defaultdict(list)
-    if not invoice_ids:
+def _write(context: _Context, month: int, difference: int, count: int) -> int:
+    if difference == 0:
+        return 0
+    invoice = context.invoice
+    return add_entry(
+        user_id=invoice.user_id,
+        amount=difference,
+        grant_key=f"credits:{invoice.id}:{_at(month).isoformat()}:{count}",
+        description=_describe(context, month, difference, first=count == 0),
+        period_key=f"{context.subscription_id}:{_at(month).isoformat()}",
+        subscription_id=context.subscription_id,
+        invoice_id=invoice.id,
+    )
+
+
+def _lines_by_invoice(
+    ranks: dict[str, int],
+) -> dict[str, list[tuple[BilledLine, str | None]]]:
+    """Each invoice's lines as the arithmetic sees them (with their invoice's billing rank), and
+    the plan each is for."""
+    grouped: dict[str, list[tuple[BilledLine, str | None]]] = defaultdict(list)
+    if not ranks:
         return grouped
     rows = db.session.scalars(
-        select(InvoiceLine).where(InvoiceLine.invoice_id.in_(invoice_ids)).order_by(InvoiceLine.id)
+        select(InvoiceLine).where(InvoiceLine.invoice_id.in_(list(ranks))).order_by(InvoiceLine.id)
     )
     for row in rows:
-        grouped[row.invoice_id].append(
-            BilledLine(
-                id=row.id,
-                credits_per_month=row.credits_per_month,
-                amount=row.amount,
-                proration=row.proration,
-                start=int(row.period_start.timestamp()),
-                end=int(row.period_end.timestamp()),
-                cycle=row.cycle,
-            )
+        line = BilledLine(
+            id=row.id,
+            credits_per_month=row.credits_per_month,
+            amount=row.amount,
+            proration=row.proration,
+            start=int(row.period_start.timestamp()),
+            end=int(row.period_end.timestamp()),
+            cycle=row.cycle,
+            rank=ranks[row.invoice_id],
         )
+        grouped[row.invoice_id].append((line, row.plan_id))
     return grouped
 
 
-def _periods(subscription_id: str, invoices: list[Invoice], lines: dict[str, list[BilledLine]]):
-    """The subscription's periods: its full-price lines' spans, and its current period."""
-    spans = {
-        (line.start, line.end, line.cycle, rank)
-        for rank, invoice in enumerate(invoices)  # in the order Stripe billed them
-        if invoice.status != "void"
-        for line in lines.get(invoice.id, [])
-        if not line.proration and line.credits_per_month
-    }
+def _periods(
+    subscription_id: str,
+    invoices: list[Invoice],
+    lines: dict[str, list[tuple[BilledLine, str | None]]],
+) -> list[Period]:
+    """The subscription's periods: its full-price lines' spans and its current period, cut
+    where a paid invoice credited their unused time, or where the subscription ended."""
+    spans: dict[tuple[int, int], str | None] = {}
     row = db.session.scalar(
         select(Subscription).where(Subscription.stripe_subscription_id == subscription_id)
     )
     ended_at = None
     if row is not None:
         if row.current_period_start and row.current_period_end:
-            # Ranked below every invoice: it stands in only for a period whose invoice we lack.
-            start = int(row.current_period_start.timestamp())
-            spans.add((start, int(row.current_period_end.timestamp()), row.cycle, -1))
+            # A stand-in for a period whose invoice we do not hold (yet).
+            current = (
+                int(row.current_period_start.timestamp()),
+                int(row.current_period_end.timestamp()),
+            )
+            spans[current] = row.cycle
         if row.ended_at is not None:
             ended_at = int(row.ended_at.timestamp())
-    return periods(spans, ended_at)
+    credited = []
+    for invoice in invoices:
+        for line, _plan in lines.get(invoice.id, []):
+            if not line.proration and line.credits_per_month and invoice.status != "void":
+                spans[(line.start, line.end)] = line.cycle
+            elif line.gives_back and invoice.status == "paid":
+                credited.append(line)
+    return periods(spans, ended_at=ended_at, credited=credited)
 
 
-def _settle_invoice_months(
-    invoice: Invoice,
-    subscription_id: str,
-    bought: dict[int, Fraction],
-    weight: Fraction,
-    started_by: int,
-) -> int:
-    """Write, for each month of the invoice that has begun (or was granted already), the
-    difference between what it bought there and what the ledger holds for it."""
-    held: dict[int, tuple[int, int]] = {}  # month → (sum, number of entries)
+def _held(subscription_id: str) -> dict[str, dict[int, tuple[int, int]]]:
+    """What the ledger holds for each (invoice, month) of the subscription: (sum, entries)."""
+    held: dict[str, dict[int, tuple[int, int]]] = defaultdict(dict)
     rows = db.session.execute(
-        select(CreditEntry.period_key, func.sum(CreditEntry.amount), func.count())
-        .where(CreditEntry.invoice_id == invoice.id)
-        .group_by(CreditEntry.period_key)
-    )
-    for period_key, total, count in rows:
-        held[_month_of(period_key)] = (int(total), int(count))
-    written = 0
-    begun = {month for month in bought if month <= started_by}
-    for month in sorted(begun | set(held)):
-        total, count = held.get(month, (0, 0))
-        difference = floor(weight * bought.get(month, Fraction(0))) - total
-        if difference == 0:
-            continue
-        written += add_entry(
-            user_id=invoice.user_id,
-            amount=difference,
-            grant_key=f"credits:{invoice.id}:{_at(month).isoformat()}:{count}",
-            description=_describe(invoice, month, difference, first=count == 0),
-            period_key=f"{subscription_id}:{_at(month).isoformat()}",
-            subscription_id=subscription_id,
-            invoice_id=invoice.id,
+        select(
+            CreditEntry.invoice_id,
+            CreditEntry.period_key,
+            func.sum(CreditEntry.amount),
+            func.count(),
         )
-    return written
+        .where(
+            CreditEntry.stripe_subscription_id == subscription_id,
+            CreditEntry.invoice_id.is_not(None),
+        )
+        .group_by(CreditEntry.invoice_id, CreditEntry.period_key)
+    )
+    for invoice_id, period_key, total, count in rows:
+        held[invoice_id][_month_of(period_key)] = (int(total), int(count))
+    return held
 
 
 def _month_of(period_key: str) -> int:
@@ -288,56 +281,69 @@ def _at(timestamp: int) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-def _describe(invoice: Invoice, month: int, amount: int, *, first: bool) -> str:
+def _plan_name(lines: list[tuple[BilledLine, str | None]]) -> str:
+    """The name of the plan an invoice charges for, as the catalog calls it.
+
+    The catalog's name, not the published copy: ledger lines are records, and reading the copy
+    could write its first revision in another connection while this transaction holds SQLite.
+    """
+    plans = get_catalog().plans
+    for line, plan_id in sorted(lines, key=lambda item: item[0].proration):
+        if line.buys and plan_id:
+            plan = plans.get(plan_id)
+            return plan.default_copy["name"] if plan else plan_id.capitalize()
+    return "Plan"
+
+
+def _describe(context: _Context, month: int, amount: int, *, first: bool) -> str:
     """The ledger line people read on the account page: what bought or took these credits."""
+    invoice = context.invoice
     when = _at(month).strftime("%b %Y")
     number = invoice.number or invoice.id
-    plans = _plan_names(invoice.id)
-    if first and amount > 0:
-        if invoice.billing_reason in ("subscription_create", "subscription_cycle"):
-            return f"{plans} plan: monthly credits ({when})"
-        return f"Switch to {plans}: credits for {when}"
     if first:
-        return f"Plan switch: unused part of {when} taken back"
-    if invoice.status == "void":
-        return f"Invoice {number} voided: credits for {when} taken back"
-    if amount > 0:
-        return f"Invoice {number}: credits for {when} restored"
-    if invoice.amount_disputed:
-        return f"Card dispute on invoice {number}: credits for {when} taken back"
-    if invoice.amount_refunded:
-        return f"Refund of invoice {number}: credits for {when} taken back"
-    return f"Plan changed: credits for {when} taken back"
-
-
-def _plan_names(invoice_id: str) -> str:
-    # The catalog's name, not the published copy: ledger lines are records, and reading the copy
-    # could write its first revision in another connection while this transaction holds SQLite.
-    plan_ids = db.session.scalars(
-        select(InvoiceLine.plan_id)
-        .where(InvoiceLine.invoice_id == invoice_id, InvoiceLine.amount >= 0)
-        .where(InvoiceLine.plan_id.is_not(None))
-        .order_by(InvoiceLine.proration, InvoiceLine.id)
-    ).first()
-    if plan_ids is None:
-        return "Plan"
-    return get_catalog().plan(plan_ids).default_copy["name"]
+        if amount < 0:
+            return f"Plan switch: unused part of {when} taken back"
+        if invoice.billing_reason in ("subscription_create", "subscription_cycle"):
+            return f"{context.plan_name} plan: monthly credits ({when})"
+        return f"Switch to {context.plan_name}: credits for {when}"
+    kind = context.cause.kind if context.cause.invoice_id == invoice.id else None
+    taken = "taken back" if amount < 0 else "restored"
+    if kind == "void":
+        return f"Invoice {number} voided: credits for {when} {taken}"
+    if kind == "dispute":
+        verb = "Card dispute on" if amount < 0 else "Dispute won on"
+        return f"{verb} invoice {number}: credits for {when} {taken}"
+    if kind == "refund":
+        return f"Refund of invoice {number}: credits for {when} {taken}"
+    return f"Plan changed: credits for {when} {taken}"
 
 
 # --- the scheduler -------------------------------------------------------------------------
 
 
-def grant_due_credits(now: datetime | None = None) -> int:
+@dataclass(frozen=True)
+class GrantRun:
+    written: int
+    failed: list[str]  # subscriptions whose settling failed (logged; retried next run)
+
+
+def grant_due_credits(now: datetime | None = None) -> GrantRun:
     """Months that have begun since they were last settled (yearly plans), catching up every
-    missed month; returns the number of ledger entries written."""
+    missed month. One subscription's failure is logged and does not stop the others."""
     now = now or utcnow()
     due = db.session.execute(
         select(Invoice.stripe_subscription_id, Invoice.user_id)
         .where(Invoice.next_credit_month_at <= now, Invoice.stripe_subscription_id.is_not(None))
         .distinct()
+        .order_by(Invoice.user_id, Invoice.stripe_subscription_id)
     ).all()
-    written = 0
+    written, failed = 0, []
     for subscription_id, user_id in due:
-        written += settle_subscription(subscription_id, user_id, now)
-        db.session.commit()
-    return written
+        try:
+            written += settle_subscription(subscription_id, user_id, now)
+            db.session.commit()
+        except SQLAlchemyError:
+            db.session.rollback()
+            log.exception("monthly credits of %s failed; the next run retries", subscription_id)
+            failed.append(subscription_id)
+    return GrantRun(written, failed)

@@ -14,6 +14,7 @@ import logging
 from typing import Any
 
 from webapp.billing.base import LIVE_STATUSES, call_stripe, id_of
+from webapp.billing.invoices import invoice_sequence
 from webapp.billing.stripe_facts import invoice_subscription_id
 from webapp.stripe_gateway import InvalidRequest, get_gateway
 
@@ -25,9 +26,7 @@ def resolve_duplicates(customer_id: str) -> dict[str, str]:
 
     Returns {cancelled subscription id: the id of the one kept}.
     """
-    gateway = get_gateway()
-    subscriptions = call_stripe(gateway.list_subscriptions, customer_id)
-    live = [s for s in subscriptions if s.status in LIVE_STATUSES]
+    live = live_at_stripe(customer_id)
     if len(live) < 2:
         return {}
     first_invoice = _first_invoice_numbers(customer_id)
@@ -50,14 +49,22 @@ def resolve_duplicates(customer_id: str) -> dict[str, str]:
     return cancelled
 
 
+def live_at_stripe(customer_id: str) -> list[Any]:
+    """The customer's subscriptions in a live status, as Stripe has them now (network)."""
+    subscriptions = call_stripe(get_gateway().list_subscriptions, customer_id)
+    return [s for s in subscriptions if s.status in LIVE_STATUSES]
+
+
 def _first_invoice_numbers(customer_id: str) -> dict[str, int]:
     """{subscription id: the sequence number of its first invoice} for the customer."""
     numbers: dict[str, int] = {}
     for invoice in call_stripe(get_gateway().list_invoices, customer_id, 100):
-        subscription_id = invoice_subscription_id(invoice)
-        _prefix, _, sequence = (invoice.number or "").rpartition("-")
-        if subscription_id and sequence.isdigit():
-            numbers[subscription_id] = min(numbers.get(subscription_id, 1 << 62), int(sequence))
+        subscription_id, sequence = (
+            invoice_subscription_id(invoice),
+            invoice_sequence(invoice.number),
+        )
+        if subscription_id and sequence:
+            numbers[subscription_id] = min(numbers.get(subscription_id, sequence), sequence)
     return numbers
 
 

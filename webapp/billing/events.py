@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from webapp.billing.base import LIVE_STATUSES
 from webapp.billing.checkout import CheckoutFacts, apply_checkout_facts, fetch_checkout_facts
+from webapp.billing.credits import Cause, settle_subscription
 from webapp.billing.stripe_facts import SubscriptionFacts, invoice_of_payment
 from webapp.billing.sync import (
     InvoiceState,
@@ -20,7 +21,7 @@ from webapp.billing.sync import (
     fetch_invoice_state,
     fetch_subscription_state,
 )
-from webapp.database import insert_or_ignore
+from webapp.database import insert_or_ignore, lock_row
 from webapp.extensions import db
 from webapp.models import Subscription, User, WebhookEvent
 from webapp.models.base import utcnow
@@ -75,9 +76,14 @@ def _apply_subscription(facts: SubscriptionFacts | None) -> None:
         apply_subscription_state(facts)
 
 
-def _apply_invoice(state: InvoiceState | None) -> None:
-    if state is not None:
-        apply_invoice_state(state)
+def _apply_invoice_for(kind: str | None) -> Callable[[InvoiceState | None], None]:
+    """Apply an invoice's state; `kind` says why it changed (the ledger lines' words)."""
+
+    def apply(state: InvoiceState | None) -> None:
+        if state is not None:
+            apply_invoice_state(state, Cause(state.invoice.id, kind))
+
+    return apply
 
 
 def _fetch_nothing(event: dict) -> dict:
@@ -85,7 +91,17 @@ def _fetch_nothing(event: dict) -> dict:
 
 
 def _apply_customer_deleted(customer: dict) -> None:
+    """Stripe deleted the customer: its subscriptions ended now, and the next checkout makes a
+    new customer (with a fresh idempotency key)."""
     customer_id = customer["id"]
+    ended = db.session.scalars(
+        select(Subscription).where(
+            Subscription.stripe_customer_id == customer_id,
+            Subscription.status.in_(LIVE_STATUSES),
+        )
+    ).all()
+    for user_id in sorted({row.user_id for row in ended}):
+        lock_row(User, user_id)
     db.session.execute(
         update(User)
         .where(User.stripe_customer_id == customer_id)
@@ -94,14 +110,10 @@ def _apply_customer_deleted(customer: dict) -> None:
             stripe_customer_generation=User.stripe_customer_generation + 1,
         )
     )
-    db.session.execute(
-        update(Subscription)
-        .where(
-            Subscription.stripe_customer_id == customer_id,
-            Subscription.status.in_(LIVE_STATUSES),
-        )
-        .values(status="canceled")
-    )
+    now = utcnow()
+    for row in ended:
+        row.status, row.ended_at = "canceled", row.ended_at or now
+        settle_subscription(row.stripe_subscription_id, row.user_id)
 
 
 @dataclass(frozen=True)
@@ -113,8 +125,10 @@ class EventHandler:
 _SESSION = EventHandler(_fetch_session, apply_checkout_facts)
 _SUBSCRIPTION = EventHandler(_fetch_subscription, _apply_subscription)
 _SCHEDULE = EventHandler(_fetch_scheduled_subscription, _apply_subscription)
-_INVOICE = EventHandler(_fetch_invoice, _apply_invoice)
-_MONEY_BACK = EventHandler(_fetch_paid_invoice_of_payment, _apply_invoice)
+_INVOICE = EventHandler(_fetch_invoice, _apply_invoice_for(None))
+_VOID = EventHandler(_fetch_invoice, _apply_invoice_for("void"))
+_REFUND = EventHandler(_fetch_paid_invoice_of_payment, _apply_invoice_for("refund"))
+_DISPUTE = EventHandler(_fetch_paid_invoice_of_payment, _apply_invoice_for("dispute"))
 
 # The events the webhook endpoint must be subscribed to (README, "Stripe, for real").
 EVENT_HANDLERS: dict[str, EventHandler] = {
@@ -133,16 +147,17 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
     "invoice.paid": _INVOICE,
     "invoice.payment_failed": _INVOICE,
     "invoice.payment_action_required": _INVOICE,
-    "invoice.voided": _INVOICE,
-    "invoice.marked_uncollectible": _INVOICE,
-    "charge.refunded": _MONEY_BACK,
-    "refund.created": _MONEY_BACK,
-    "refund.updated": _MONEY_BACK,
-    "charge.dispute.created": _MONEY_BACK,
-    "charge.dispute.updated": _MONEY_BACK,
-    "charge.dispute.closed": _MONEY_BACK,
-    "charge.dispute.funds_withdrawn": _MONEY_BACK,
-    "charge.dispute.funds_reinstated": _MONEY_BACK,
+    "invoice.voided": _VOID,
+    "invoice.marked_uncollectible": _VOID,
+    "charge.refunded": _REFUND,
+    "refund.created": _REFUND,
+    "refund.updated": _REFUND,
+    "refund.failed": _REFUND,  # the money did not go back after all: the credits return
+    "charge.dispute.created": _DISPUTE,
+    "charge.dispute.updated": _DISPUTE,
+    "charge.dispute.closed": _DISPUTE,
+    "charge.dispute.funds_withdrawn": _DISPUTE,
+    "charge.dispute.funds_reinstated": _DISPUTE,
     "customer.deleted": EventHandler(_fetch_nothing, _apply_customer_deleted),
 }
 

@@ -20,9 +20,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from webapp.billing.base import call_stripe, dig, from_timestamp, id_of
+from webapp.billing.base import (
+    call_stripe,
+    dig,
+    from_timestamp,
+    id_of,
+    required_timestamp,
+)
 from webapp.catalog import CYCLES, get_catalog
-from webapp.stripe_gateway import get_gateway
+from webapp.models.base import utcnow
+from webapp.stripe_gateway import get_gateway, plain_metadata
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +76,8 @@ class SubscriptionFacts:
     pending: PendingChange | None
     # Set by duplicates.py on a subscription it cancelled: the id of the one kept.
     duplicate_of: str | None
+    # When we began reading: a copy read earlier never overwrites one read later.
+    fetched_at: datetime
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class LineFacts:
     proration: bool
     period_start: datetime
     period_end: datetime
+    quantity: int
 
 
 @dataclass(frozen=True)
@@ -99,6 +109,7 @@ class InvoiceFacts:
     invoice_pdf: str | None
     created: datetime
     lines: tuple[LineFacts, ...]
+    fetched_at: datetime
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -110,7 +121,7 @@ def price_facts(price: Any) -> PriceFacts | None:
         return None
     if isinstance(price, str):
         price = call_stripe(get_gateway().retrieve_price, price)
-    metadata = price.metadata.to_dict() if price.metadata else {}
+    metadata = plain_metadata(price.metadata)
     plan_id, cycle = metadata.get("plan_id"), metadata.get("cycle")
     interval = dig(price, "recurring", "interval")
     cycle = cycle or INTERVAL_CYCLES.get(interval or "")
@@ -127,18 +138,19 @@ def price_facts(price: Any) -> PriceFacts | None:
 
 
 def fetch_subscription_facts(subscription_id: str) -> SubscriptionFacts:
+    fetched_at = utcnow()
     stripe_subscription = call_stripe(
         get_gateway().retrieve_subscription, subscription_id, expand=["schedule"]
     )
-    return read_subscription(stripe_subscription)
+    return read_subscription(stripe_subscription, fetched_at)
 
 
-def read_subscription(stripe_subscription: Any) -> SubscriptionFacts:
-    """Facts of a subscription as Stripe shows it (its schedule expanded or not)."""
+def read_subscription(stripe_subscription: Any, fetched_at: datetime) -> SubscriptionFacts:
+    """Facts of a subscription as Stripe showed it at `fetched_at` (schedule expanded or not)."""
     item = _plan_item(stripe_subscription)
     price = price_facts(item["price"])
     assert price is not None  # a subscription item always has a price
-    metadata = _plain(stripe_subscription.metadata)
+    metadata = plain_metadata(stripe_subscription.metadata)
     return SubscriptionFacts(
         id=stripe_subscription.id,
         customer_id=id_of(stripe_subscription.customer) or "",
@@ -154,6 +166,7 @@ def read_subscription(stripe_subscription: Any) -> SubscriptionFacts:
         schedule_id=id_of(stripe_subscription.schedule),
         pending=_pending_change(stripe_subscription, item),
         duplicate_of=metadata.get("duplicate_of"),
+        fetched_at=fetched_at,
     )
 
 
@@ -161,7 +174,7 @@ def _plan_item(stripe_subscription: Any) -> Any:
     """The subscription item that is one of our plans (the first item if none is)."""
     items = stripe_subscription["items"]["data"]
     for item in items:
-        metadata = _plain(dig(item, "price", "metadata"))
+        metadata = plain_metadata(dig(item, "price", "metadata"))
         if metadata.get("plan_id"):
             return item
     return items[0]
@@ -182,8 +195,11 @@ def _pending_change(stripe_subscription: Any, item: Any) -> PendingChange | None
         if price is None or price.plan_id is None or price.id == dig(item, "price", "id"):
             continue
         return PendingChange(
-            schedule.id, price.plan_id, price.cycle or "monthly", from_timestamp(phase.start_date)
-        )  # type: ignore[arg-type]
+            schedule.id,
+            price.plan_id,
+            price.cycle or "monthly",
+            required_timestamp(phase.start_date),
+        )
     return None
 
 
@@ -192,14 +208,20 @@ def _pending_change(stripe_subscription: Any, item: Any) -> PendingChange | None
 
 def fetch_invoice_facts(invoice_id: str) -> InvoiceFacts:
     """An invoice, every line's plan, and the money that went back on it (refunds, disputes)."""
+    fetched_at = utcnow()
     gateway = get_gateway()
     invoice = call_stripe(gateway.retrieve_invoice, invoice_id)
-    lines = call_stripe(gateway.invoice_lines, invoice)
+    lines = [_line_facts(line) for line in call_stripe(gateway.invoice_lines, invoice)]
     refunded, disputed = _money_back(invoice)
+    # An invoice made by hand to collect a subscription's pending prorations has no
+    # subscription of its own; its lines still name it.
+    subscription_id = invoice_subscription_id(invoice) or next(
+        (line.subscription_id for line in lines if line.subscription_id), None
+    )
     return InvoiceFacts(
         id=invoice.id,
         customer_id=id_of(invoice.customer) or "",
-        subscription_id=invoice_subscription_id(invoice),
+        subscription_id=subscription_id,
         status=invoice.status,
         billing_reason=invoice.billing_reason,
         currency=invoice.currency,
@@ -210,8 +232,9 @@ def fetch_invoice_facts(invoice_id: str) -> InvoiceFacts:
         number=invoice.number,
         hosted_invoice_url=invoice.hosted_invoice_url,
         invoice_pdf=invoice.invoice_pdf,
-        created=from_timestamp(invoice.created),  # type: ignore[arg-type]
-        lines=tuple(_line_facts(line) for line in lines),
+        created=required_timestamp(invoice.created),
+        lines=tuple(lines),
+        fetched_at=fetched_at,
     )
 
 
@@ -229,8 +252,9 @@ def _line_facts(line: Any) -> LineFacts:
         price=price_facts(dig(line, "pricing", "price_details", "price")),
         amount=line.amount,
         proration=bool(dig(details, "proration")),
-        period_start=from_timestamp(line.period.start),  # type: ignore[arg-type]
-        period_end=from_timestamp(line.period.end),  # type: ignore[arg-type]
+        period_start=required_timestamp(line.period.start),
+        period_end=required_timestamp(line.period.end),
+        quantity=line.quantity or 1,
     )
 
 
@@ -257,9 +281,3 @@ def invoice_of_payment(payment_intent_id: str | None) -> str | None:
     if not payment_intent_id:
         return None
     return call_stripe(get_gateway().invoice_for_payment_intent, payment_intent_id)
-
-
-def _plain(metadata: Any) -> dict[str, str]:
-    if metadata is None:
-        return {}
-    return metadata.to_dict() if hasattr(metadata, "to_dict") else dict(metadata)

@@ -110,12 +110,11 @@ def user_for_customer(customer_id: str, metadata: dict[str, str]) -> int | None:
     return None
 
 
-def store_subscription(facts: SubscriptionFacts) -> Subscription | None:
-    """Store a subscription's current state as read from Stripe."""
-    user_id = user_for_customer(facts.customer_id, facts.metadata)
-    if user_id is None:
-        log.warning("subscription %s belongs to no user of ours; ignored", facts.id)
-        return None
+def store_subscription(facts: SubscriptionFacts, user_id: int) -> Subscription | None:
+    """Store a subscription's state as read from Stripe, unless we hold a later read of it.
+
+    The caller has found the member (`user_for_customer`) and holds their lock.
+    """
     price = facts.price
     if price.plan_id is None or price.cycle is None:
         log.error("subscription %s is on price %s, not one of our plans", facts.id, price.id)
@@ -138,19 +137,23 @@ def store_subscription(facts: SubscriptionFacts) -> Subscription | None:
         "pending_cycle": pending.cycle if pending else None,
         "pending_change_at": pending.at if pending else None,
         "duplicate_of": facts.duplicate_of,
+        "synced_at": facts.fetched_at,
     }
     row = _upsert_subscription(facts.id, state)
-    db.session.execute(
-        update(User)
-        .where(User.id == user_id, User.stripe_customer_id.is_(None))
-        .values(stripe_customer_id=facts.customer_id)
-    )
+    if facts.status in LIVE_STATUSES:
+        # Link the customer only from a live subscription: a late event about an ended one of a
+        # deleted customer must not bring that customer back.
+        db.session.execute(
+            update(User)
+            .where(User.id == user_id, User.stripe_customer_id.is_(None))
+            .values(stripe_customer_id=facts.customer_id)
+        )
     db.session.flush()
     return row
 
 
 def _upsert_subscription(subscription_id: str, state: dict[str, Any]) -> Subscription:
-    """Our row for a subscription, updated to `state` (a racing insert of the same id is fine)."""
+    """Our row for a subscription, updated to `state` unless it holds a later read."""
     past_due_since = utcnow() if state["status"] == "past_due" else None
     values = {"stripe_subscription_id": subscription_id, "past_due_since": past_due_since, **state}
     inserted = insert_or_ignore(Subscription, values, ["stripe_subscription_id"])
@@ -162,6 +165,8 @@ def _upsert_subscription(subscription_id: str, state: dict[str, Any]) -> Subscri
     ).one()
     if inserted:
         return row
+    if row.synced_at is not None and state["synced_at"] < row.synced_at:
+        return row  # a worker that read Stripe after us has stored what it saw: keep it
     if state["status"] != "past_due":
         row.past_due_since = None
     elif row.status != "past_due":

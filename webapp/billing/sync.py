@@ -8,10 +8,12 @@ work and the rest find nothing left to do.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
-from webapp.billing.credits import settle_subscription, store_invoice
+from webapp.billing.credits import Cause, settle_subscription
 from webapp.billing.duplicates import resolve_duplicates
+from webapp.billing.invoices import store_invoice
 from webapp.billing.stripe_facts import (
     InvoiceFacts,
     SubscriptionFacts,
@@ -19,7 +21,10 @@ from webapp.billing.stripe_facts import (
     fetch_subscription_facts,
 )
 from webapp.billing.subscriptions import store_subscription, user_for_customer
-from webapp.models import Subscription
+from webapp.database import lock_row
+from webapp.models import Subscription, User
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -38,9 +43,12 @@ def fetch_subscription_state(subscription_id: str, *, new: bool = False) -> Subs
 
 def apply_subscription_state(facts: SubscriptionFacts) -> Subscription | None:
     """Store the subscription, then settle its credits (its periods or its end may have moved)."""
-    row = store_subscription(facts)
-    if row is not None:
-        settle_subscription(row.stripe_subscription_id, row.user_id)
+    user_id = _lock_member(facts.customer_id, facts.metadata)
+    if user_id is None:
+        log.warning("subscription %s belongs to no user of ours; ignored", facts.id)
+        return None
+    row = store_subscription(facts, user_id)
+    settle_subscription(facts.id, user_id)
     return row
 
 
@@ -52,14 +60,26 @@ def fetch_invoice_state(invoice_id: str) -> InvoiceState:
     return InvoiceState(invoice, subscription)
 
 
-def apply_invoice_state(state: InvoiceState) -> None:
+def apply_invoice_state(state: InvoiceState, cause: Cause | None = None) -> None:
     """Store the invoice (what was paid, what went back) and settle the credits it bought."""
-    if state.subscription is not None:
-        store_subscription(state.subscription)
     facts = state.invoice
     metadata = state.subscription.metadata if state.subscription else {}
-    user_id = user_for_customer(facts.customer_id, metadata)
-    if user_id is None or facts.subscription_id is None:
-        return  # not one of our members, or not a subscription invoice (nothing to grant)
+    user_id = _lock_member(facts.customer_id, metadata)
+    if user_id is None:
+        return  # not one of our members
+    if state.subscription is not None:
+        store_subscription(state.subscription, user_id)
+    if facts.subscription_id is None:
+        return  # not a subscription invoice: nothing it bought is ours to grant
     store_invoice(facts, user_id)
-    settle_subscription(facts.subscription_id, user_id)
+    settle_subscription(facts.subscription_id, user_id, cause=cause)
+
+
+def _lock_member(customer_id: str, metadata: dict[str, str]) -> int | None:
+    """Find the member behind a Stripe customer and lock them before writing anything of theirs:
+    every writer takes the member first, then their subscription and invoice rows, so two
+    writers never wait on each other in opposite orders."""
+    user_id = user_for_customer(customer_id, metadata)
+    if user_id is not None:
+        lock_row(User, user_id)
+    return user_id

@@ -45,6 +45,8 @@ class Subscription(db.Model):
     duplicate_of: Mapped[str | None] = mapped_column(String(255))
     # When the subscription went past_due; starts the grace period.
     past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the Stripe read this row holds began: an older read never overwrites it.
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -100,6 +102,8 @@ class Invoice(db.Model):
     # When the next month of credits this invoice paid for begins (yearly plans): the
     # scheduler's queue. None when every month it covers has been settled.
     next_credit_month_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # When the Stripe read this row holds began: an older read never overwrites it.
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
