@@ -28,12 +28,30 @@ FIGURES = (
 )
 MUST_BE_ZERO = ("effects doubled", "rows lost")
 
+# Attacks by group (issue 13's list), each counted as tried and as refused; the report fails
+# unless every attack tried was refused.
+ATTACK_GROUPS = (
+    "forged hosts and redirects",
+    "login guessing and lock-outs",
+    "sign-up probes and floods",
+    "unknown environments and weak production settings",
+    "sessions and tokens after logout",
+    "checkouts started by a cross-site GET",
+    "CSRF tokens harvested through copy",
+    "bad characters at the edge",
+    "signed but malformed events",
+    "limits, reused checkouts, weak passwords, form targets",
+)
+
 
 class Figures:
     """Counts what the tests did to the site; written as JSON for `report.py` to print."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter(dict.fromkeys(FIGURES, 0))
+        self.attacks: dict[str, Counter[str]] = {
+            group: Counter(tried=0, refused=0) for group in ATTACK_GROUPS
+        }
         self._lock = threading.Lock()
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -41,6 +59,22 @@ class Figures:
             raise KeyError(f"unknown figure {name!r}; one of {FIGURES}")
         with self._lock:
             self.counts[name] += amount
+
+    def attack(self, group: str, *, refused: bool) -> bool:
+        """Count one attack of `group`; returns `refused` so a test can assert on it."""
+        if group not in ATTACK_GROUPS:
+            raise KeyError(f"unknown attack group {group!r}; one of {ATTACK_GROUPS}")
+        with self._lock:
+            self.counts["bad inputs tried"] += 1
+            self.attacks[group]["tried"] += 1
+            self.attacks[group]["refused"] += int(refused)
+        return refused
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "figures": {name: self.counts[name] for name in FIGURES},
+            "attacks": {group: dict(self.attacks[group]) for group in ATTACK_GROUPS},
+        }
 
     def count_5xx(self, statuses: list[int]) -> None:
         self.add("5xx answered", sum(1 for status in statuses if status >= 500))
@@ -52,7 +86,7 @@ def figures() -> Iterator[Figures]:
     yield recorder
     target = os.environ.get("RELIABILITY_FIGURES")
     if target:
-        Path(target).write_text(json.dumps({name: recorder.counts[name] for name in FIGURES}))
+        Path(target).write_text(json.dumps(recorder.as_json()))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.reliability.conftest import FIGURES, MUST_BE_ZERO  # noqa: E402
+from tests.reliability.conftest import ATTACK_GROUPS, FIGURES, MUST_BE_ZERO  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/reliability"
 
@@ -44,6 +44,24 @@ def table(counts: dict[str, int]) -> str:
         check = ("ok" if counts[name] == 0 else "FAIL (must be 0)") if name in MUST_BE_ZERO else ""
         rows.append(f"{name:<{width}}  {counts[name]:>7}  {check}".rstrip())
     return "\n".join(rows)
+
+
+def attack_table(attacks: dict[str, dict[str, int]]) -> str:
+    """One row per group of attacks: how many were tried, how many refused (all must be)."""
+    width = max(len(group) for group in ATTACK_GROUPS)
+    rows = [
+        f"{'attacks':<{width}}  {'tried':>7}  {'refused':>7}  check",
+        f"{'-' * width}  {'-' * 7}  {'-' * 7}  -----",
+    ]
+    for group in ATTACK_GROUPS:
+        tried, refused = attacks[group]["tried"], attacks[group]["refused"]
+        check = "ok" if tried and refused == tried else ("none tried" if not tried else "FAIL")
+        rows.append(f"{group:<{width}}  {tried:>7}  {refused:>7}  {check}")
+    return "\n".join(rows)
+
+
+def unrefused(attacks: dict[str, dict[str, int]]) -> list[str]:
+    return [g for g in ATTACK_GROUPS if attacks[g]["refused"] != attacks[g]["tried"]]
 
 
 def main() -> int:
@@ -71,16 +89,19 @@ def main() -> int:
         if not figures_file.exists():
             print("reliability: no figures were recorded (the run stopped early)")
             return tests.returncode or 1
-        counts = json.loads(figures_file.read_text())
+        recorded = json.loads(figures_file.read_text())
+    counts, attacks = recorded["figures"], recorded["attacks"]
     print()
     print(f"Reliability on PostgreSQL ({make_url(url).database}), {elapsed:.0f} s")
     print(table(counts))
-    bad = [name for name in MUST_BE_ZERO if counts[name] != 0]
+    print()
+    print(attack_table(attacks))
+    bad = [name for name in MUST_BE_ZERO if counts[name] != 0] + unrefused(attacks)
     if tests.returncode != 0:
         print(f"reliability: FAILED (pytest exit code {tests.returncode})")
         return tests.returncode
     if bad:
-        print(f"reliability: FAILED ({', '.join(bad)} not zero)")
+        print(f"reliability: FAILED ({', '.join(bad)}: must be zero, or every attack refused)")
         return 1
     print("reliability: passed")
     return 0
