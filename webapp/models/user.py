@@ -39,6 +39,12 @@ class User(UserMixin, db.Model):
     # Bumped when Stripe deletes the customer, so the next one is created with a fresh
     # idempotency key instead of replaying the deleted customer.
     stripe_customer_generation: Mapped[int] = mapped_column(default=0)
+    # Part of every session and token; bumping it (log-out, password change, deletion) ends
+    # them all, on every worker, at their next request.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # When someone last tried to sign up with this address: sign-up answers alike whether or
+    # not an account exists, so the owner is told here instead.
+    signup_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def set_password(self, password: str) -> None:
         # Werkzeug's default is scrypt, a memory-hard KDF.
