@@ -37,7 +37,8 @@ migrate: install
 
 ## make run: the site on http://127.0.0.1:5000 (sandbox Stripe, SQLite, no keys needed)
 run: migrate
-	$(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
+	PUBLIC_BASE_URL="$${PUBLIC_BASE_URL:-http://127.0.0.1:$(PORT)}" \
+	  $(BIN)/flask --app wsgi run --host 127.0.0.1 --port $(PORT)
 
 ## make test: the whole suite, browser tests included
 test: install-dev chromium

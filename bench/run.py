@@ -727,6 +727,7 @@ def server_env(database_url: str, port: int, workers: int) -> dict[str, str]:
             "LOG_FORMAT": "json",
             "LOG_LEVEL": env.get("LOG_LEVEL", "INFO"),
             "GUNICORN_BIND": f"{HOST}:{port}",
+            "PUBLIC_BASE_URL": f"http://{HOST}:{port}",
             "WEB_CONCURRENCY": str(workers),
             "FLASK_DEBUG": "0",
         }

@@ -11,6 +11,9 @@ SAFE_PRODUCTION = {
     "JWT_SECRET": "j" * 40,
     "STRIPE_SECRET_KEY": "sk_live_example",
     "STRIPE_WEBHOOK_SECRET": "whsec_example",
+    "SESSION_COOKIE_SECURE": "true",
+    "PUBLIC_BASE_URL": "https://llmgen.example",
+    "ALLOWED_REDIRECT_HOSTS": "llmgen.example",
 }
 
 

@@ -18,8 +18,8 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
         instance_path=str(PROJECT_ROOT / "instance"),
     )
-    load_config(app, config)
-    configure_logging(app)
+    config = load_config(app, config)
+    configure_logging(app, config.warnings())
     register_extensions(app)
     register_blueprints(app)
     register_error_handlers(app)
@@ -29,7 +29,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def load_config(app: Flask, config: Config | Mapping[str, Any] | None) -> None:
+def load_config(app: Flask, config: Config | Mapping[str, Any] | None) -> Config:
     if config is None:
         config = Config()
     elif not isinstance(config, Config):
@@ -40,12 +40,15 @@ def load_config(app: Flask, config: Config | Mapping[str, Any] | None) -> None:
     app.config.from_mapping(config.as_dict())
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         PROJECT_ROOT.joinpath("instance").mkdir(exist_ok=True)
+    return config
 
 
-def configure_logging(app: Flask) -> None:
+def configure_logging(app: Flask, warnings: list[str]) -> None:
     from webapp import logs
 
     logs.init_app(app)
+    for warning in warnings:
+        app.logger.warning("%s", warning)
 
 
 def register_extensions(app: Flask) -> None:

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -18,6 +19,11 @@ INSTANCE_DIR = PROJECT_ROOT / "instance"
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me"
 SANDBOX_WEBHOOK_SECRET = "whsec_sandbox_local_development_only"
+
+# The only values APP_ENV may take, spelled exactly so: anything else refuses to start rather than
+# quietly running a "Production" site on the development secrets.
+APP_ENVIRONMENTS = ("development", "test", "production")
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"  # `make run`
 
 # What a request's Stripe budget must leave of gunicorn's worker timeout: time for the database,
 # the page and the thread hand-offs around each Stripe attempt.
@@ -55,6 +61,17 @@ class Config:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.APP_ENV = env.get("APP_ENV", "development")
+        # The site's origin as visitors reach it (`https://llmgen.example`): every absolute URL we
+        # hand out (Stripe's success, cancel and return URLs) is built on it, never on the
+        # request's Host header, which anyone can forge.
+        self.PUBLIC_BASE_URL = (env.get("PUBLIC_BASE_URL") or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
+        # Host names the site answers for (Flask's TRUSTED_HOSTS; `.example.com` for all of its
+        # subdomains); any other Host header gets a 400. Production defaults to the public host.
+        self.TRUSTED_HOSTS: list[str] | None = _list(env.get("TRUSTED_HOSTS")) or (
+            [urlsplit(self.PUBLIC_BASE_URL).hostname or ""]
+            if self.APP_ENV == "production"
+            else None
+        )
         self.SECRET_KEY = env.get("SECRET_KEY") or DEV_SECRET_KEY
         self.SQLALCHEMY_DATABASE_URI = _normalise_database_url(
             env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'app.db'}"
@@ -150,11 +167,52 @@ class Config:
     def sandbox_mode(self) -> bool:
         return not self.STRIPE_SECRET_KEY
 
+    @property
+    def uses_development_secrets(self) -> bool:
+        """True when anyone who read this repository could sign our sessions or tokens."""
+        return self.SECRET_KEY == DEV_SECRET_KEY or self.JWT_SECRET == DEV_JWT_SECRET
+
+    @property
+    def public_site_is_https(self) -> bool:
+        return self.PUBLIC_BASE_URL.startswith("https://")
+
     def validate(self) -> None:
         """Refuse timeouts that contradict each other, and settings unsafe in production."""
+        if self.APP_ENV not in APP_ENVIRONMENTS:
+            raise ConfigError(
+                f"Refusing to start: APP_ENV is {self.APP_ENV!r}; it must be exactly one of "
+                + ", ".join(APP_ENVIRONMENTS)
+            )
         self._validate_timeouts()
+        self._validate_public_base_url()
         if self.APP_ENV != "production":
             return
+        problems = self._production_problems()
+        if problems:
+            raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+
+    def warnings(self) -> list[str]:
+        """Settings that may be meant, but must not pass unnoticed: logged at start-up."""
+        found = []
+        if self.APP_ENV == "production" and self.STRIPE_SECRET_KEY.startswith(
+            ("sk_test_", "rk_test_")
+        ):
+            found.append(
+                "STRIPE TEST MODE IN PRODUCTION: STRIPE_SECRET_KEY is a test key "
+                f"({self.STRIPE_SECRET_KEY[:8]}…); no real payment will be taken"
+            )
+        return found
+
+    def _validate_public_base_url(self) -> None:
+        parts = urlsplit(self.PUBLIC_BASE_URL)
+        origin_only = parts.path in ("", "/") and not parts.query and not parts.fragment
+        if parts.scheme not in ("http", "https") or not parts.hostname or not origin_only:
+            raise ConfigError(
+                "Refusing to start: PUBLIC_BASE_URL must be the site's origin, such as "
+                f"https://llmgen.example (no path, query or fragment); got {self.PUBLIC_BASE_URL!r}"
+            )
+
+    def _production_problems(self) -> list[str]:
         problems = []
         if self.SECRET_KEY == DEV_SECRET_KEY or len(self.SECRET_KEY) < 32:
             problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
@@ -164,10 +222,24 @@ class Config:
             problems.append(
                 "STRIPE_SECRET_KEY must be set: the Stripe sandbox is not for production"
             )
+        if self.SECRET_KEY == self.JWT_SECRET:
+            problems.append("JWT_SECRET must differ from SECRET_KEY")
         if not self.STRIPE_WEBHOOK_SECRET or self.STRIPE_WEBHOOK_SECRET == SANDBOX_WEBHOOK_SECRET:
             problems.append("STRIPE_WEBHOOK_SECRET must be set")
-        if problems:
-            raise ConfigError("Refusing to start in production: " + "; ".join(problems))
+        elif not all(s.startswith("whsec_") for s in self.STRIPE_WEBHOOK_SECRET.split(",")):
+            problems.append(
+                "STRIPE_WEBHOOK_SECRET must be Stripe's signing secret (whsec_…), or two of "
+                "them separated by a comma while rotating"
+            )
+        if not self.SESSION_COOKIE_SECURE:
+            problems.append("SESSION_COOKIE_SECURE must be true: cookies travel over HTTPS only")
+        if not self.public_site_is_https:
+            problems.append("PUBLIC_BASE_URL must be set to the site's https:// origin")
+        if not self.ALLOWED_REDIRECT_HOSTS:
+            problems.append(
+                "ALLOWED_REDIRECT_HOSTS must list the hosts API callers may send payers back to"
+            )
+        return problems
 
     def _validate_timeouts(self) -> None:
         budget, worker = self.STRIPE_REQUEST_BUDGET_SECONDS, self.GUNICORN_TIMEOUT
@@ -203,6 +275,12 @@ class TestConfig(Config):
     def __init__(self, environ: Mapping[str, str] | None = None, **overrides: Any) -> None:
         super().__init__(environ)
         self.APP_ENV = "test"
+        self.PUBLIC_BASE_URL = "http://localhost"  # the test client's default host
+        # Secrets of the suite's own, not the development ones: those serve loopback requests
+        # only, and tests act for clients at many addresses (tests that check that refusal
+        # set the development secrets back).
+        self.SECRET_KEY = "test-only-secret-key-not-for-any-deployment"
+        self.JWT_SECRET = "test-only-jwt-secret-not-for-any-deployment"
         self.SANDBOX_WEBHOOK_DELIVERY = "sync"
         self.PRICING_CACHE_SECONDS = 0  # a publish shows at once, even across app instances
         self.RATELIMIT_ENABLED = False

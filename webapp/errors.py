@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 from webapp.extensions import db
 
@@ -47,12 +47,20 @@ def error_page(status: int, message: str | None = None) -> tuple[str, int]:
 
 def handle_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
+    if isinstance(exc, SecurityError):
+        # A Host outside TRUSTED_HOSTS: no URL can be built for this request, so no page either.
+        return Response(
+            "400 Bad Request: this site does not answer for that host.\n",
+            400,
+            mimetype="text/plain",
+        )
     if is_api_request():
         response = api_error(
             status, HTTP_ERROR_CODES.get(status, "error"), _public_description(exc)
         )
     else:
-        message = exc.description if isinstance(exc, CSRFError) else None
+        shown = isinstance(exc, CSRFError) or getattr(exc, "show_description", False)
+        message = exc.description if shown else None
         response = make_response(*error_page(status, message))
     for name, value in exc.get_headers():
         if name in ("Allow", "Retry-After"):

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, request
+from flask import Flask, Response, abort, current_app, request
+from flask_login import current_user
+from werkzeug.exceptions import Forbidden
+
+from webapp.config import DEV_JWT_SECRET, DEV_SECRET_KEY
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -31,9 +36,61 @@ def add_security_headers(response: Response) -> Response:
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    if request.is_secure:
+    # A site configured as https sends HSTS on every answer, even when the proxy that ended
+    # TLS forgot X-Forwarded-Proto (the request then looks like plain HTTP).
+    if request.is_secure or current_app.config["PUBLIC_BASE_URL"].startswith("https://"):
         headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    if "Cache-Control" not in headers and _is_private():
+        headers["Cache-Control"] = "no-store"
     return response
+
+
+# Areas whose pages are someone's own (or carry their CSRF token): never kept by any cache.
+PRIVATE_BLUEPRINTS = {"account", "admin", "auth", "checkout", "api_keys"}
+
+
+def _is_private() -> bool:
+    """True for answers meant for one person: their pages, or anything sent with a credential."""
+    if request.blueprint in PRIVATE_BLUEPRINTS or "Authorization" in request.headers:
+        return True
+    # Only look up the user if this request already did, or carries a session to look in.
+    return "session" in request.cookies and current_user.is_authenticated
+
+
+_LOOPBACK_NAMES = {"localhost"}
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def refuse_development_secrets_off_loopback() -> None:
+    """The development secrets are in this repository: with them, serve this machine only.
+
+    Both ends must be loopback: the client's address, and the host it asked for (a reverse
+    proxy on the same machine forwards from 127.0.0.1, but for a public name).
+    """
+    config = current_app.config
+    if config["SECRET_KEY"] != DEV_SECRET_KEY and config["JWT_SECRET"] != DEV_JWT_SECRET:
+        return
+    hostname = urlsplit(f"//{request.host}").hostname
+    if not (_is_loopback(request.remote_addr) and _is_loopback(hostname)):
+        raise DevelopmentSecretsOffLoopback()
+
+
+class DevelopmentSecretsOffLoopback(Forbidden):
+    show_description = True  # the error page says why, and what to set
+    description = (
+        "This site runs on development secrets, which serve this machine only. Set SECRET_KEY "
+        "and JWT_SECRET (and APP_ENV=production) to serve anyone else."
+    )
 
 
 def is_safe_next(target: str | None) -> bool:
@@ -104,5 +161,7 @@ def refuse_nul_in_forms() -> None:
 
 
 def init_app(app: Flask) -> None:
+    # First of all hooks: nothing else may run for a request this site must not serve.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_development_secrets_off_loopback)
     app.before_request(refuse_nul_in_forms)
     app.after_request(add_security_headers)

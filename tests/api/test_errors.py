@@ -117,17 +117,17 @@ def test_rate_limits_per_credential_and_per_ip(app, client, user_id):
             environ_base={"REMOTE_ADDR": ip},
         )
 
-    assert [balance(key_a, "10.0.0.1").status_code for _ in range(3)] == [200, 200, 200]
-    limited = balance(key_a, "10.0.0.1")
+    assert [balance(key_a, "127.0.0.11").status_code for _ in range(3)] == [200, 200, 200]
+    limited = balance(key_a, "127.0.0.11")
     assert_error(limited, 429, "rate_limited")
     assert int(limited.headers["Retry-After"]) > 0
     assert_conforms(limited, "GET", "/credits/balance/api")
     # The same credential from another address: still limited (per credential).
-    assert balance(key_a, "10.0.0.2").status_code == 429
+    assert balance(key_a, "127.0.0.12").status_code == 429
     # Another credential from the first address: limited too (per IP).
-    assert balance(key_b, "10.0.0.1").status_code == 429
+    assert balance(key_b, "127.0.0.11").status_code == 429
     # Another credential from another address: fine.
-    assert balance(key_b, "10.0.0.3").status_code == 200
+    assert balance(key_b, "127.0.0.13").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -141,14 +141,14 @@ def test_token_endpoint_is_limited_per_ip(client, user_id):
             environ_base={"REMOTE_ADDR": ip},
         )
 
-    assert [attempt("10.0.0.1").status_code for _ in range(2)] == [401, 401]
-    limited = attempt("10.0.0.1")
+    assert [attempt("127.0.0.11").status_code for _ in range(2)] == [401, 401]
+    limited = attempt("127.0.0.11")
     assert_error(limited, 429, "rate_limited")
     assert "Retry-After" in limited.headers
-    assert attempt("10.0.0.2").status_code == 401
+    assert attempt("127.0.0.12").status_code == 401
     good = client.post(
         "/api/v1/auth/token",
         json={"email": "ada@example.com", "password": PASSWORD},
-        environ_base={"REMOTE_ADDR": "10.0.0.3"},
+        environ_base={"REMOTE_ADDR": "127.0.0.13"},
     )
     assert good.status_code == 200

@@ -54,6 +54,7 @@ def live_server(_schema, database_url: str, config_overrides) -> Iterator[LiveSe
     app = make_app(database_url, **overrides)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     app.config["SERVER_NAME"] = None
+    app.config["PUBLIC_BASE_URL"] = f"http://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield LiveServer(app, server)

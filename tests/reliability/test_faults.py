@@ -282,6 +282,7 @@ class LiveSite:
         self.app = make_app(database_url, SANDBOX_WEBHOOK_DELIVERY="thread")
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.app.config["PUBLIC_BASE_URL"] = self.url
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 

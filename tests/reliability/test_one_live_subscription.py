@@ -51,6 +51,7 @@ def gunicorn(app, database_url, tmp_path) -> Iterator[str]:
         "DATABASE_URL": database_url,
         "WEB_CONCURRENCY": "4",
         "GUNICORN_BIND": f"127.0.0.1:{port}",
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "GUNICORN_ACCESSLOG": "/dev/null",
         "RATELIMIT_ENABLED": "false",
         "SANDBOX_WEBHOOK_DELIVERY": "thread",

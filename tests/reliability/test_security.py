@@ -138,7 +138,7 @@ def normalised(html: str) -> str:
 def test_login_is_rate_limited_alike_for_known_and_unknown_emails(app, figures):
     create_user(app)
     answers = {}
-    for address, email in (("10.0.0.1", "ada@example.com"), ("10.0.0.2", "nobody@example.com")):
+    for address, email in (("127.0.0.21", "ada@example.com"), ("127.0.0.22", "nobody@example.com")):
         client = app.test_client()
         client.environ_base["REMOTE_ADDR"] = address
         auth = AuthActions(app, client)

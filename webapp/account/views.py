@@ -13,6 +13,7 @@ from webapp.auth.forms import EmptyForm
 from webapp.catalog import get_catalog
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
 from webapp.stripe_gateway import PaymentProviderError
+from webapp.urls import public_url
 
 bp = Blueprint("account", __name__)
 log = logging.getLogger(__name__)
@@ -56,9 +57,7 @@ def portal() -> Response | tuple[str, int]:
     if not EmptyForm().validate_on_submit():
         abort(400)
     try:
-        url = billing.create_portal_session(
-            current_user, return_url=url_for("account.index", _external=True)
-        )
+        url = billing.create_portal_session(current_user, return_url=public_url("account.index"))
     except billing.NoBillingAccount:
         flash("You have no billing account yet. Choose a plan to get started.", "info")
         return redirect(url_for("account.index"), code=303)

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request
 from flask_limiter.util import get_remote_address
 
 from webapp import billing
@@ -28,6 +28,7 @@ from webapp.extensions import csrf, limiter
 from webapp.plan_copy import published_copy
 from webapp.security import is_allowed_redirect_url
 from webapp.stripe_gateway import PaymentProviderError, ProviderUnavailable
+from webapp.urls import public_host, public_url
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 log = logging.getLogger(__name__)
@@ -119,8 +120,8 @@ def _redirect_url(body: dict[str, Any], field: str, default_endpoint: str) -> st
     """`body[field]` if it points at an allowed host, else the site's default page."""
     value = string_field(body, field)
     if value is None:
-        return url_for(default_endpoint, _external=True)
-    allowed = current_app.config["ALLOWED_REDIRECT_HOSTS"] or [request.host]
+        return public_url(default_endpoint)
+    allowed = current_app.config["ALLOWED_REDIRECT_HOSTS"] or [public_host()]
     if not is_allowed_redirect_url(value, allowed):
         raise ApiError(
             400,

@@ -12,6 +12,7 @@ from webapp import billing
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.checkout.forms import CheckoutForm
 from webapp.stripe_gateway import PaymentProviderError
+from webapp.urls import public_url
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ MAX_SUCCESS_REFRESHES = 15
 
 def success_url() -> str:
     # Stripe fills in {CHECKOUT_SESSION_ID}; url_for would percent-encode the braces.
-    return url_for("checkout.success", _external=True) + "?session_id={CHECKOUT_SESSION_ID}"
+    return public_url("checkout.success") + "?session_id={CHECKOUT_SESSION_ID}"
 
 
 def begin_checkout(plan_id: str, cycle: str) -> Response | tuple[str, int]:
@@ -33,7 +34,7 @@ def begin_checkout(plan_id: str, cycle: str) -> Response | tuple[str, int]:
             plan_id,
             cycle,
             success_url=success_url(),
-            cancel_url=url_for("checkout.cancel", plan=plan_id, cycle=cycle, _external=True),
+            cancel_url=public_url("checkout.cancel", plan=plan_id, cycle=cycle),
         )
     except UnknownPlan:
         return render_template("checkout/unknown_plan.html"), 400

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import has_request_context
-from flask import request as site_request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -137,11 +136,12 @@ class SandboxAPI:
             )
 
     def _public_base(self, request: Request) -> str:
-        # In-process, the page the browser will visit lives on the site that made the call.
-        if has_request_context():
-            return site_request.host_url
         if self.sandbox.public_url:
             return self.sandbox.public_url
+        # In-process, the page the browser will visit lives on the site that made the call, at
+        # its public origin (never the Host header of the site's request: anyone can forge it).
+        if has_request_context():
+            return self.sandbox.app.config["PUBLIC_BASE_URL"] + "/"
         # Called in-process outside any request (CLI, tests): assume the development server.
         return DEFAULT_PUBLIC_URL if request.host.endswith(".invalid") else request.host_url
 
