@@ -263,7 +263,9 @@ def _money_back(invoice: Any) -> tuple[int, int]:
 
     Refunds come from its payments' charges; credit notes add what they credited without a
     refund (to the customer's balance, or settled outside Stripe), their refunds being among the
-    charges' already.
+    charges' already. A note's `pre_payment_amount` was taken off before payment and never paid:
+    it counts as money back, since the share kept is measured against what the lines charged
+    (an invoice credited in full before payment is `paid` with nothing paid, and buys nothing).
     """
     if invoice.status != "paid":
         return 0, 0
