@@ -285,8 +285,20 @@ def _money_back(invoice: Any) -> tuple[int, int]:
         for note in call_stripe(gateway.credit_notes_of, invoice.id):
             if note.status == "issued":
                 credited = note.pre_payment_amount + note.post_payment_amount
-                refunded += credited - sum(r.amount_refunded for r in note.refunds or [])
+                refunded += credited - sum(
+                    r.amount_refunded for r in note.refunds or [] if _among_charges(r)
+                )
     return refunded, disputed
+
+
+def _among_charges(note_refund: Any) -> bool:
+    """A credit note's refund that a charge's `amount_refunded` already shows: a Stripe Refund
+    (`type` `refund`, or no type in older payloads), not one recorded on a PaymentRecord for a
+    payment made outside Stripe (`payment_record_refund`, SDK `_credit_note.py`)."""
+    kind = getattr(note_refund, "type", None) or (
+        "payment_record_refund" if getattr(note_refund, "payment_record_refund", None) else "refund"
+    )
+    return kind == "refund"
 
 
 def invoice_of_payment(payment_intent_id: str | None) -> str | None:
