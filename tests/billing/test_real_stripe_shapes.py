@@ -262,3 +262,35 @@ def test_a_refund_found_through_the_payment_takes_the_credits_back(real_app, str
         "payment[payment_intent]": ["pi_1"],
         "limit": ["1"],
     } in asked
+
+
+def test_a_credit_note_refunded_outside_stripe_takes_its_share_back(real_app, stripe_server):
+    """A note's `refunds` may be refunds recorded on a PaymentRecord (`type`
+    `payment_record_refund`, SDK `_credit_note.py`): money back that no charge shows."""
+    deliver(real_app, "invoice.paid", {"id": "in_1", "object": "invoice"}, "evt_real_1")
+    stripe_server.objects["/v1/invoices/in_1"]["post_payment_credit_notes_amount"] = 200
+    note = example(
+        "credit_note",
+        id="cn_1",
+        invoice="in_1",
+        customer="cus_1",
+        status="issued",
+        type="post_payment",
+        total=200,
+        amount=200,
+        pre_payment_amount=0,
+        post_payment_amount=200,
+        out_of_band_amount=None,
+        refunds=[
+            {
+                "amount_refunded": 200,
+                "refund": None,
+                "type": "payment_record_refund",
+                "payment_record_refund": {"payment_record": "pr_1", "refund_group": "rg_1"},
+            }
+        ],
+    )
+    stripe_server.objects[("/v1/credit_notes", "invoice=in_1")] = _list([note])
+    deliver(real_app, "credit_note.created", note, "evt_real_2")
+    # 1,000 credits x 2.99/4.99 stayed paid, rounded down.
+    assert sql(real_app, "select sum(amount) from credit_entries") == [(599,)]

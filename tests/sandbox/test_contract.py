@@ -64,6 +64,9 @@ SDK_CLASSES: dict[str, type] = {
     "dispute": stripe.Dispute,
     "balance_transaction": stripe.BalanceTransaction,  # as a dispute carries it
     "subscription_schedule": stripe.SubscriptionSchedule,
+    "credit_note": stripe.CreditNote,
+    "credit_note_line_item": stripe.CreditNoteLineItem,
+    "customer_balance_transaction": stripe.CustomerBalanceTransaction,
     "billing_portal.configuration": stripe.billing_portal.Configuration,
 }
 
@@ -147,6 +150,22 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
     payment = v1.invoice_payments.list(params={"invoice": sub.latest_invoice}).data[0]
     pi = v1.payment_intents.retrieve(payment.payment.payment_intent)
     refund = v1.refunds.create(params={"payment_intent": pi.id, "amount": 100})
+    line = invoice["lines"]["data"][0]
+    note = json.loads(
+        v1.credit_notes.create(
+            params={
+                "invoice": sub.latest_invoice,
+                "lines": [
+                    {"type": "invoice_line_item", "invoice_line_item": line["id"], "amount": 200}
+                ],
+                "refund_amount": 100,
+                "credit_amount": 100,
+            }
+        ).last_response.body
+    )
+    balance_transaction = json.loads(
+        v1.customers.balance_transactions.list(sub.customer).last_response.body
+    )["data"][0]
     disputed = subscribe(app, gateway, card="4000000000000259", key="2", email="d@example.com")
     disputed_payment = v1.invoice_payments.list(params={"invoice": disputed.latest_invoice})
     disputed_pi = v1.payment_intents.retrieve(disputed_payment.data[0].payment.payment_intent)
@@ -178,6 +197,9 @@ def sandbox_objects(app: Flask, gateway: StripeGateway) -> dict[str, dict[str, A
         "refund": json.loads(refund.last_response.body),
         "dispute": dispute,
         "balance_transaction": dispute["balance_transactions"][0],
+        "credit_note": note,
+        "credit_note_line_item": note["lines"]["data"][0],
+        "customer_balance_transaction": balance_transaction,
         "subscription_schedule": json.loads(
             v1.subscription_schedules.create(
                 params={"from_subscription": sub.id}

@@ -245,7 +245,11 @@ def fulfil_checkout(session_id: str, *, user_id: int) -> Fulfilment:
 
 
 def fetch_checkout_facts(session_id: str) -> CheckoutFacts:
-    """The session, and once paid its subscription (duplicates settled first) and invoice."""
+    """The session, and once paid its subscription (duplicates settled first) and invoice.
+
+    Settling duplicates cancels and refunds at Stripe, even from the success page's GET: each
+    step is idempotent, and waiting for the webhook would leave a second charge standing.
+    """
     session = call_stripe(get_gateway().retrieve_checkout_session, session_id)
     paid = session.payment_status in ("paid", "no_payment_required")
     subscription = invoice = None

@@ -121,7 +121,7 @@ class Cause:
     """Why a subscription is settled: words for the ledger lines one invoice's change writes."""
 
     invoice_id: str | None = None
-    kind: str | None = None  # "refund", "dispute", "void" or None
+    kind: str | None = None  # "refund", "dispute", "credit_note", "void" or None
 
 
 def settle_subscription(
@@ -315,6 +315,8 @@ def _describe(context: _Context, month: int, amount: int, *, first: bool) -> str
         return f"{verb} invoice {number}: credits for {when} {taken}"
     if kind == "refund":
         return f"Refund of invoice {number}: credits for {when} {taken}"
+    if kind == "credit_note":
+        return f"Credit note on invoice {number}: credits for {when} {taken}"
     return f"Plan changed: credits for {when} {taken}"
 
 

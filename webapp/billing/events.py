@@ -62,6 +62,13 @@ def _fetch_invoice(event: dict) -> InvoiceState:
     return fetch_invoice_state(_object(event)["id"])
 
 
+def _fetch_credited_invoice(event: dict) -> InvoiceState | None:
+    invoice_id = _object(event).get("invoice")
+    if isinstance(invoice_id, dict):
+        invoice_id = invoice_id.get("id")
+    return fetch_invoice_state(invoice_id) if invoice_id else None
+
+
 def _fetch_paid_invoice_of_payment(event: dict) -> InvoiceState | None:
     """A refund or dispute (or its charge): the invoice its payment paid, read afresh."""
     payment_intent = _object(event).get("payment_intent")
@@ -129,6 +136,7 @@ _INVOICE = EventHandler(_fetch_invoice, _apply_invoice_for(None))
 _VOID = EventHandler(_fetch_invoice, _apply_invoice_for("void"))
 _REFUND = EventHandler(_fetch_paid_invoice_of_payment, _apply_invoice_for("refund"))
 _DISPUTE = EventHandler(_fetch_paid_invoice_of_payment, _apply_invoice_for("dispute"))
+_CREDIT_NOTE = EventHandler(_fetch_credited_invoice, _apply_invoice_for("credit_note"))
 
 # The events the webhook endpoint must be subscribed to (README, "Stripe, for real").
 EVENT_HANDLERS: dict[str, EventHandler] = {
@@ -158,6 +166,9 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
     "charge.dispute.closed": _DISPUTE,
     "charge.dispute.funds_withdrawn": _DISPUTE,
     "charge.dispute.funds_reinstated": _DISPUTE,
+    "credit_note.created": _CREDIT_NOTE,
+    "credit_note.updated": _CREDIT_NOTE,
+    "credit_note.voided": _CREDIT_NOTE,
     "customer.deleted": EventHandler(_fetch_nothing, _apply_customer_deleted),
 }
 

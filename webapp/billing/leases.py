@@ -31,7 +31,8 @@ def lease(name: str, *, hold_seconds: float = 60.0, wait_seconds: float = 10.0) 
     """Hold the lease `name` for the block; wait up to `wait_seconds` for it, else Busy.
 
     `hold_seconds` bounds how long a holder that died keeps others out; it must outlast the
-    block (Stripe calls within one request are bounded well below it).
+    block (Stripe calls within one request are bounded well below it). Taking and releasing
+    the lease commit the session: call it with nothing of yours half-written.
     """
     holder = secrets.token_hex(8)
     deadline = time.monotonic() + wait_seconds

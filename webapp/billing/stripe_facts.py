@@ -259,21 +259,46 @@ def _line_facts(line: Any) -> LineFacts:
 
 
 def _money_back(invoice: Any) -> tuple[int, int]:
-    """(refunded, disputed) cents of the invoice's payments, from their charges."""
-    if invoice.status != "paid" or not invoice.amount_paid:
+    """(refunded or credited, disputed) cents of an invoice.
+
+    Refunds come from its payments' charges; credit notes add what they credited without a
+    refund (to the customer's balance, or settled outside Stripe), their refunds being among the
+    charges' already. A note's `pre_payment_amount` was taken off before payment and never paid:
+    it counts as money back, since the share kept is measured against what the lines charged
+    (an invoice credited in full before payment is `paid` with nothing paid, and buys nothing).
+    """
+    if invoice.status != "paid":
         return 0, 0
     gateway = get_gateway()
     refunded = disputed = 0
-    for payment in call_stripe(gateway.invoice_payments, invoice.id):
-        payment_intent = id_of(dig(payment, "payment", "payment_intent"))
-        if payment.status != "paid" or not payment_intent:
-            continue
-        charges = call_stripe(gateway.charges_of, payment_intent)
-        refunded += sum(charge.amount_refunded for charge in charges)
-        if any(charge.disputed for charge in charges):
-            disputes = call_stripe(gateway.disputes_of, payment_intent)
-            disputed += sum(d.amount for d in disputes if d.status in DISPUTE_WITHDRAWN)
+    if invoice.amount_paid:
+        for payment in call_stripe(gateway.invoice_payments, invoice.id):
+            payment_intent = id_of(dig(payment, "payment", "payment_intent"))
+            if payment.status != "paid" or not payment_intent:
+                continue
+            charges = call_stripe(gateway.charges_of, payment_intent)
+            refunded += sum(charge.amount_refunded for charge in charges)
+            if any(charge.disputed for charge in charges):
+                disputes = call_stripe(gateway.disputes_of, payment_intent)
+                disputed += sum(d.amount for d in disputes if d.status in DISPUTE_WITHDRAWN)
+    if invoice.pre_payment_credit_notes_amount or invoice.post_payment_credit_notes_amount:
+        for note in call_stripe(gateway.credit_notes_of, invoice.id):
+            if note.status == "issued":
+                credited = note.pre_payment_amount + note.post_payment_amount
+                refunded += credited - sum(
+                    r.amount_refunded for r in note.refunds or [] if _among_charges(r)
+                )
     return refunded, disputed
+
+
+def _among_charges(note_refund: Any) -> bool:
+    """A credit note's refund that a charge's `amount_refunded` already shows: a Stripe Refund
+    (`type` `refund`, or no type in older payloads), not one recorded on a PaymentRecord for a
+    payment made outside Stripe (`payment_record_refund`, SDK `_credit_note.py`)."""
+    kind = getattr(note_refund, "type", None) or (
+        "payment_record_refund" if getattr(note_refund, "payment_record_refund", None) else "refund"
+    )
+    return kind == "refund"
 
 
 def invoice_of_payment(payment_intent_id: str | None) -> str | None:

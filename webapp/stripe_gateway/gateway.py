@@ -329,6 +329,11 @@ class StripeGateway:
             )
             return list(listed.auto_paging_iter())
 
+    def credit_notes_of(self, invoice_id: str) -> list[stripe.CreditNote]:
+        with self._calling("list_credit_notes"):
+            listed = self.client.v1.credit_notes.list(params={"invoice": invoice_id, "limit": 100})
+            return list(listed.auto_paging_iter())
+
     def disputes_of(self, payment_intent_id: str) -> list[stripe.Dispute]:
         with self._calling("list_disputes"):
             listed = self.client.v1.disputes.list(

@@ -24,6 +24,7 @@ from werkzeug.wrappers import Request, Response
 from webapp.sandbox.api import (  # noqa: F401
     catalog,
     checkout,
+    credit_notes,
     customers,
     events,
     invoices,

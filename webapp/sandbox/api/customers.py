@@ -57,3 +57,15 @@ def update_customer(call: Call, id: str) -> dict[str, Any]:
     call.store.save(customer)
     call.store.emit("customer.updated", customer, diff(before, customer))
     return customer
+
+
+@route("/v1/customers/<id>/balance_transactions", "GET", {**LIST, "invoice": SCALAR})
+def list_balance_transactions(call: Call, id: str) -> dict[str, Any]:
+    """The customer's balance ledger. Assumption: only credit notes (`credit_amount`) write to
+    it so far; the balance an invoice applies or a prorated cancellation credits moves
+    `customer.balance` without a transaction here."""
+    call.store.get("customer", id)
+    items = call.store.query("customer_balance_transaction", customer=id)
+    if invoice := call.params.get("invoice"):
+        items = [item for item in items if item["invoice"] == invoice]
+    return paginate(call, items)

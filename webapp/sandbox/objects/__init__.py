@@ -7,6 +7,7 @@ Fields the sandbox has no use for are present with Stripe's neutral values (null
 from webapp.sandbox.objects.billing import *  # noqa: F403
 from webapp.sandbox.objects.catalog import *  # noqa: F403
 from webapp.sandbox.objects.common import *  # noqa: F403
+from webapp.sandbox.objects.credit_notes import *  # noqa: F403
 from webapp.sandbox.objects.customers import *  # noqa: F403
 from webapp.sandbox.objects.payments import *  # noqa: F403
 from webapp.sandbox.objects.schedules import *  # noqa: F403

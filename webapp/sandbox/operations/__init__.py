@@ -5,6 +5,7 @@ payments, changing or cancelling a subscription, and what the test clock sets of
 - `checkout`: paying and expiring Checkout Sessions.
 - `invoicing`: invoice lines, creating and finalizing invoices.
 - `payments`: PaymentIntents, Charges, InvoicePayments, refunds, disputes, voids.
+- `credit_notes`: credit notes before and after payment, and voiding them.
 - `changes`: price/quantity changes, prorations, payment behaviours, cancellations.
 - `schedules`: subscription schedules and their phases.
 - `clock`: renewals and everything else that happens as time passes.
