@@ -11,6 +11,7 @@ SAFE_PRODUCTION = {
     "JWT_SECRET": "j" * 40,
     "STRIPE_SECRET_KEY": "sk_live_example",
     "STRIPE_WEBHOOK_SECRET": "whsec_example",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 
 
@@ -37,6 +38,8 @@ def test_safe_production_config_validates():
         ({"JWT_SECRET": ""}, "JWT_SECRET"),
         ({"STRIPE_SECRET_KEY": ""}, "sandbox"),
         ({"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET"),
+        ({"REDIS_URL": ""}, "REDIS_URL must be set: without shared storage"),
+        ({"RATELIMIT_ENABLED": "false"}, "RATELIMIT_ENABLED must stay on"),
     ],
 )
 def test_production_refuses_unsafe_settings(change, complaint):
@@ -47,3 +50,12 @@ def test_production_refuses_unsafe_settings(change, complaint):
 def test_secure_cookies_when_configured():
     config = Config({"SESSION_COOKIE_SECURE": "true"})
     assert config.SESSION_COOKIE_SECURE and config.REMEMBER_COOKIE_SECURE
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("TRUSTED_PROXY_COUNT", "-1"), ("LOGIN_ACCOUNT_RATE_LIMIT", "ten a minute")],
+)
+def test_limit_settings_that_make_no_sense_refuse_to_start(setting, value):
+    with pytest.raises(ConfigError, match=setting):
+        Config({setting: value}).validate()

@@ -7,7 +7,7 @@ import secrets
 from functools import cache
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -17,8 +17,9 @@ from werkzeug.wrappers import Response
 
 from webapp import member_cache
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
+from webapp.auth.limits import device_for, remember_device, spend_login_attempt
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
-from webapp.extensions import db, limiter, login_manager
+from webapp.extensions import db, login_manager
 from webapp.models import User
 from webapp.models.user import normalise_email
 from webapp.plan_copy import published_copy
@@ -128,12 +129,7 @@ def create_account(form: SignupForm) -> User | None:
     return user
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 def login() -> Response | str:
     form = LoginForm()
     _prefill_plan(form)
@@ -143,9 +139,12 @@ def login() -> Response | str:
     if current_user.is_authenticated and request.method == "GET":
         return continue_after_auth(choice, form.next.data)
     if form.validate_on_submit():
+        # Spent before the password is checked (429 otherwise), the same for unknown addresses.
+        spend_login_attempt(form.email.data, device_for(form.email.data))
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
             login_user(user)
+            remember_device(form.email.data)
             return continue_after_auth(choice, form.next.data)
         # Same message whether the email is unknown or the password wrong: no enumeration.
         form.form_errors.append(LOGIN_FAILED)
