@@ -164,8 +164,14 @@ def test_provider_fault_is_a_friendly_page_and_nothing_half_written(app, client,
     assert count(app, "checkout_sessions") == 1
 
 
-def test_anonymous_choice_goes_through_signup_straight_to_checkout(app, client, auth):
+def test_anonymous_choice_goes_through_signup_on_to_checkout(app, client, auth):
     response = auth.signup(plan="business", cycle="yearly")
+    assert response.headers["Location"] == "/signup/done"
+    # One button on: sign-up answers alike for new and taken addresses, and a GET never pays.
+    token = csrf_token(client, "/signup/done")
+    response = client.post(
+        "/checkout", data={"plan": "business", "cycle": "yearly", "csrf_token": token}
+    )
     assert response.status_code == 303
     assert "/sandbox/checkout/cs_test_" in response.headers["Location"]
     assert sql(app, "select plan_id, cycle from checkout_sessions") == [("business", "yearly")]

@@ -14,6 +14,7 @@ SAFE_PRODUCTION = {
     "SESSION_COOKIE_SECURE": "true",
     "PUBLIC_BASE_URL": "https://llmgen.example",
     "ALLOWED_REDIRECT_HOSTS": "llmgen.example",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
 }
 
 
@@ -40,6 +41,8 @@ def test_safe_production_config_validates():
         ({"JWT_SECRET": ""}, "JWT_SECRET"),
         ({"STRIPE_SECRET_KEY": ""}, "sandbox"),
         ({"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET"),
+        ({"REDIS_URL": ""}, "REDIS_URL must be set: without shared storage"),
+        ({"RATELIMIT_ENABLED": "false"}, "RATELIMIT_ENABLED must stay on"),
     ],
 )
 def test_production_refuses_unsafe_settings(change, complaint):
@@ -50,3 +53,12 @@ def test_production_refuses_unsafe_settings(change, complaint):
 def test_secure_cookies_when_configured():
     config = Config({"SESSION_COOKIE_SECURE": "true"})
     assert config.SESSION_COOKIE_SECURE and config.REMEMBER_COOKIE_SECURE
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("TRUSTED_PROXY_COUNT", "-1"), ("LOGIN_ACCOUNT_RATE_LIMIT", "ten a minute")],
+)
+def test_limit_settings_that_make_no_sense_refuse_to_start(setting, value):
+    with pytest.raises(ConfigError, match=setting):
+        Config({setting: value}).validate()

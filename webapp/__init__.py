@@ -19,6 +19,7 @@ def create_app(config: Config | Mapping[str, Any] | None = None) -> Flask:
         instance_path=str(PROJECT_ROOT / "instance"),
     )
     config = load_config(app, config)
+    trust_proxies(app)
     configure_logging(app, config.warnings())
     register_extensions(app)
     register_blueprints(app)
@@ -43,6 +44,21 @@ def load_config(app: Flask, config: Config | Mapping[str, Any] | None) -> Config
     return config
 
 
+def trust_proxies(app: Flask) -> None:
+    """Take the client's address and scheme from `TRUSTED_PROXY_COUNT` reverse proxies.
+
+    Only X-Forwarded-For and -Proto: the host of absolute URLs comes from configuration,
+    never from a header a client can send.
+    """
+    count = app.config["TRUSTED_PROXY_COUNT"]
+    if count > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=count, x_proto=count, x_host=0, x_port=0, x_prefix=0
+        )
+
+
 def configure_logging(app: Flask, warnings: list[str]) -> None:
     from webapp import logs
 
@@ -52,7 +68,7 @@ def configure_logging(app: Flask, warnings: list[str]) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import catalog, database, member_cache, stripe_gateway
+    from webapp import catalog, database, member_cache, stripe_gateway, throttle
     from webapp.extensions import compress, csrf, limiter, login_manager, migrate
 
     catalog.init_app(app)
@@ -61,6 +77,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, database.db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
     limiter.init_app(app)
+    throttle.init_app(app)
     login_manager.init_app(app)
     stripe_gateway.init_app(app)
     compress.init_app(app)

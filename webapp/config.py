@@ -30,6 +30,18 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"  # `make run`
 REQUEST_HEADROOM_SECONDS = 5
 
 
+# Settings that hold a rate limit ("10 per minute; 100 per hour"), checked at start-up.
+LIMIT_SETTINGS = (
+    "LOGIN_RATE_LIMIT",
+    "LOGIN_ACCOUNT_IP_RATE_LIMIT",
+    "LOGIN_ACCOUNT_RATE_LIMIT",
+    "LOGIN_DEVICE_RATE_LIMIT",
+    "SIGNUP_RATE_LIMIT",
+    "SIGNUP_GLOBAL_RATE_LIMIT",
+    "API_RATE_LIMIT",
+)
+
+
 class ConfigError(RuntimeError):
     """The environment describes a configuration the app must not run with."""
 
@@ -131,12 +143,34 @@ class Config:
         self.JWT_LIFETIME_SECONDS = int(env.get("JWT_LIFETIME_SECONDS", "3600"))
         self.ALLOWED_REDIRECT_HOSTS = _list(env.get("ALLOWED_REDIRECT_HOSTS"))
 
-        # Rate limits and caches: in process by default, Redis when REDIS_URL is set.
+        # Rate limits and caches: in process by default, Redis when REDIS_URL is set (required
+        # in production, where every worker must count against the same limits).
         self.REDIS_URL = env.get("REDIS_URL", "")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        self.RATELIMIT_KEY_PREFIX = env.get("RATELIMIT_KEY_PREFIX", "")
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         self.RATELIMIT_HEADERS_ENABLED = True
-        self.LOGIN_RATE_LIMIT = env.get("LOGIN_RATE_LIMIT", "10 per minute")
+        # With Redis unreachable, the API's request limits let calls through (Flask-Limiter logs
+        # it) rather than answer 500; password checks and sign-ups refuse with 503 instead
+        # (webapp/throttle.py), since unlimited guessing is worse than a short outage.
+        self.RATELIMIT_SWALLOW_ERRORS = True
+        # How many reverse proxies in front append to X-Forwarded-For (and set -Proto); the
+        # client address is the one the outermost of them saw. 0: the socket's address.
+        self.TRUSTED_PROXY_COUNT = int(env.get("TRUSTED_PROXY_COUNT", "0"))
+        # Password checks (log-in and API token), see README "Log-in and sign-up limits": per
+        # client address over all accounts, per account and address, per account over all
+        # addresses (the ceiling), and per browser that has logged in to the account before.
+        self.LOGIN_RATE_LIMIT = env.get("LOGIN_RATE_LIMIT", "30 per minute")
+        self.LOGIN_ACCOUNT_IP_RATE_LIMIT = env.get(
+            "LOGIN_ACCOUNT_IP_RATE_LIMIT", "5 per minute; 20 per hour"
+        )
+        self.LOGIN_ACCOUNT_RATE_LIMIT = env.get("LOGIN_ACCOUNT_RATE_LIMIT", "10 per minute")
+        self.LOGIN_DEVICE_RATE_LIMIT = env.get("LOGIN_DEVICE_RATE_LIMIT", "10 per minute")
+        # Sign-ups (each hashes a password): per client address, and for the whole site.
+        self.SIGNUP_RATE_LIMIT = env.get("SIGNUP_RATE_LIMIT", "3 per minute; 10 per hour")
+        self.SIGNUP_GLOBAL_RATE_LIMIT = env.get(
+            "SIGNUP_GLOBAL_RATE_LIMIT", "2 per second; 60 per minute"
+        )
         self.API_RATE_LIMIT = env.get("API_RATE_LIMIT", "120 per minute")
 
         # Compress text responses (HTML, CSS, JSON) for clients that accept it.
@@ -168,11 +202,6 @@ class Config:
         return not self.STRIPE_SECRET_KEY
 
     @property
-    def uses_development_secrets(self) -> bool:
-        """True when anyone who read this repository could sign our sessions or tokens."""
-        return self.SECRET_KEY == DEV_SECRET_KEY or self.JWT_SECRET == DEV_JWT_SECRET
-
-    @property
     def public_site_is_https(self) -> bool:
         return self.PUBLIC_BASE_URL.startswith("https://")
 
@@ -185,6 +214,7 @@ class Config:
             )
         self._validate_timeouts()
         self._validate_public_base_url()
+        self._validate_limits()
         if self.APP_ENV != "production":
             return
         problems = self._production_problems()
@@ -239,7 +269,34 @@ class Config:
             problems.append(
                 "ALLOWED_REDIRECT_HOSTS must list the hosts API callers may send payers back to"
             )
+        problems.extend(self._shared_limit_problems())
         return problems
+
+    def _shared_limit_problems(self) -> list[str]:
+        """Production runs several workers (and hosts): limits must be counted in one place."""
+        problems = []
+        if not self.REDIS_URL:
+            problems.append(
+                "REDIS_URL must be set: without shared storage every worker counts log-in and "
+                "sign-up limits on its own, multiplying them by the number of workers"
+            )
+        if not self.RATELIMIT_ENABLED:
+            problems.append("RATELIMIT_ENABLED must stay on: log-in limits stop password guessing")
+        return problems
+
+    def _validate_limits(self) -> None:
+        from limits import parse_many
+
+        problems = []
+        if self.TRUSTED_PROXY_COUNT < 0:
+            problems.append("TRUSTED_PROXY_COUNT must be 0 or more")
+        for name in LIMIT_SETTINGS:
+            try:
+                parse_many(getattr(self, name))
+            except ValueError:
+                problems.append(f"{name} must read like '10 per minute; 100 per hour'")
+        if problems:
+            raise ConfigError("Refusing to start: " + "; ".join(problems))
 
     def _validate_timeouts(self) -> None:
         budget, worker = self.STRIPE_REQUEST_BUDGET_SECONDS, self.GUNICORN_TIMEOUT

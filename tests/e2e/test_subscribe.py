@@ -9,9 +9,12 @@ from tests.conftest import sql
 
 
 def sign_up(page, email: str) -> None:
+    """Sign up with a plan chosen, then go on to pay from the page every sign-up lands on."""
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill("a long enough password")
     page.get_by_role("button", name=re.compile("Sign up")).click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Your account is ready")
+    page.get_by_role("button", name="Continue to payment").click()
 
 
 def pay(page, card: str) -> None:

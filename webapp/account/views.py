@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from webapp import billing, member_cache
 from webapp.auth.forms import EmptyForm
 from webapp.catalog import get_catalog
+from webapp.extensions import db
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
 from webapp.stripe_gateway import PaymentProviderError
 from webapp.urls import public_url
@@ -49,6 +50,17 @@ def render_account() -> str:
         duplicates=billing.recent_duplicates(current_user.id),
         form=EmptyForm(),
     )
+
+
+@bp.post("/account/signup-notice")
+@login_required
+def dismiss_signup_notice() -> Response:
+    """The owner has read that someone tried to sign up with their address."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    current_user.signup_attempted_at = None
+    db.session.commit()
+    return redirect(url_for("account.index"), code=303)
 
 
 @bp.post("/billing/portal")

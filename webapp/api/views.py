@@ -22,6 +22,7 @@ from webapp.api.openapi import openapi_document
 from webapp.api.requests import json_object, string_field
 from webapp.api.tokens import issue_access_token
 from webapp.auth.forms import MAX_PASSWORD_LENGTH
+from webapp.auth.limits import spend_login_attempt
 from webapp.auth.views import authenticate
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.extensions import csrf, limiter
@@ -39,10 +40,6 @@ csrf.exempt(bp)
 
 def _api_limit() -> str:
     return current_app.config["API_RATE_LIMIT"]
-
-
-def _token_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
 
 
 # One budget per credential and one per IP, each shared by every endpoint of the API.
@@ -97,11 +94,12 @@ def plans() -> Response:
 
 
 @bp.post("/auth/token")
-@limiter.limit(_token_limit, key_func=get_remote_address)
 def token() -> Response:
     body = json_object({"email", "password"})
     email = string_field(body, "email", required=True, max_length=254)
     password = string_field(body, "password", required=True, max_length=MAX_PASSWORD_LENGTH)
+    # The log-in page's budgets, shared with it: no second door for guessing (429 otherwise).
+    spend_login_attempt(email or "")
     user = authenticate(email or "", password or "")
     if user is None:
         # Same answer for an unknown email and a wrong password: no account enumeration.

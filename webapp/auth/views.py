@@ -7,9 +7,9 @@ import secrets
 from functools import cache
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -17,12 +17,16 @@ from werkzeug.wrappers import Response
 
 from webapp import member_cache
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
+from webapp.auth.limits import device_for, remember_device, spend_login_attempt
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
-from webapp.extensions import db, limiter, login_manager
+from webapp.checkout.forms import CheckoutForm
+from webapp.extensions import db, login_manager
 from webapp.models import User
+from webapp.models.base import utcnow
 from webapp.models.user import normalise_email
 from webapp.plan_copy import published_copy
 from webapp.security import is_safe_next
+from webapp.throttle import client_address, spend
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -99,41 +103,70 @@ def signup() -> Response | str:
     if current_user.is_authenticated and request.method == "GET":
         return continue_after_auth(choice)
     if form.validate_on_submit():
+        # Each sign-up hashes a password: a flood must not slow every page (429 otherwise).
+        address = client_address()
+        spend(("SIGNUP_RATE_LIMIT", address), ("SIGNUP_GLOBAL_RATE_LIMIT", "site"))
+        if current_user.is_authenticated:
+            logout_user()  # signing up starts a new identity; the old one ends here
         user = create_account(form)
         if user is not None:
             login_user(user)
             log.info("user %s signed up", user.id)
-            return continue_after_auth(choice)
+        # New address or taken, the answer is the same redirect (see README, "Sign-up probes").
+        session["signup"] = {"plan": choice[0], "cycle": choice[1]} if choice else {}
+        return redirect(url_for("auth.signup_done"), code=303)
     status = 400 if form.errors else 200
     return render_template("auth/signup.html", form=form, plan_summary=plan_summary(choice)), status
 
 
 def create_account(form: SignupForm) -> User | None:
-    """Insert the user, or put a form error on `form.email` if the address is taken."""
+    """Insert the user; if the address is taken, note the attempt for its owner instead.
+
+    Both ways hash the password and write one row, so they take about the same time.
+    """
     email = normalise_email(form.email.data)
-    taken = "An account with this email already exists. Log in instead."
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        form.email.errors.append(taken)
-        return None
     user = User(email=email)
     user.set_password(form.password.data)
+    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+        note_signup_attempt(email)
+        return None
     db.session.add(user)
     try:
         db.session.commit()
     except IntegrityError:
         # Two sign-ups raced for the same address; the unique index let only one through.
         db.session.rollback()
-        form.email.errors.append(taken)
+        note_signup_attempt(email)
         return None
     return user
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+def note_signup_attempt(email: str) -> None:
+    """Tell the owner, on their account page, that someone tried to sign up as them."""
+    db.session.execute(update(User).where(User.email == email).values(signup_attempted_at=utcnow()))
+    db.session.commit()
+    log.info("sign-up attempted with the address of an existing account")
+
+
+@bp.get("/signup/done")
+def signup_done() -> Response | str:
+    """Where every sign-up lands; what it shows depends only on this browser's session."""
+    if "signup" not in session:
+        return redirect(url_for("auth.signup"), code=303)
+    wanted = session.pop("signup")
+    choice = (wanted["plan"], wanted["cycle"]) if wanted else None
+    if current_user.is_authenticated and choice is None:
+        return redirect(url_for("account.index"), code=303)
+    checkout = CheckoutForm(plan=choice[0], cycle=choice[1]) if choice else None
+    return render_template(
+        "auth/signup_done.html",
+        checkout=checkout,
+        plan_summary=plan_summary(choice),
+        choice=choice,
+    )
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_login_limit, methods=["POST"])
 def login() -> Response | str:
     form = LoginForm()
     _prefill_plan(form)
@@ -143,9 +176,12 @@ def login() -> Response | str:
     if current_user.is_authenticated and request.method == "GET":
         return continue_after_auth(choice, form.next.data)
     if form.validate_on_submit():
+        # Spent before the password is checked (429 otherwise), the same for unknown addresses.
+        spend_login_attempt(form.email.data, device_for(form.email.data))
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
             login_user(user)
+            remember_device(form.email.data)
             return continue_after_auth(choice, form.next.data)
         # Same message whether the email is unknown or the password wrong: no enumeration.
         form.form_errors.append(LOGIN_FAILED)
