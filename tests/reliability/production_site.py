@@ -161,6 +161,8 @@ class ProductionSite:
             self._create_database()
             self._flask(self.env, "db", "upgrade")
             self._start_stripe()
+            # As on a real deploy: prices and the portal configuration are made by the CLI.
+            self._flask(self.env, "stripe", "sync-catalog")
             self.gunicorn = self._start_gunicorn(self.env, "gunicorn.log")
             proxied = {"Host": PUBLIC_HOST, "X-Forwarded-For": "192.0.2.1"}
             self._wait_until_up(self.url + "/healthz", self.gunicorn, "gunicorn", proxied)
@@ -372,6 +374,11 @@ def owner_behind_the_same_proxy(site: ProductionSite) -> Attack:
     attack.count(throttled > 0, f"the attacker was never throttled: {statuses}")
     again = owner.login(email, password)
     attack.count(again == 303, f"the owner was locked out: {again}")
+    # A colleague at the same address, on a browser never used for their account before.
+    colleague_email, colleague_password = "colleague@example.com", strong_password()
+    site.create_user(colleague_email, colleague_password)
+    colleague = site.browser(shared_address).login(colleague_email, colleague_password)
+    attack.count(colleague == 303, f"a colleague at the address was locked out: {colleague}")
     return attack
 
 
