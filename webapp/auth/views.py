@@ -7,7 +7,17 @@ import secrets
 from functools import cache
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +26,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from webapp import member_cache
+from webapp.auth import sessions
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.extensions import db, limiter, login_manager
@@ -31,12 +42,21 @@ LOGIN_FAILED = "Incorrect email or password."
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The logged-in user, from the member cache: most page views need no query for it."""
-    if not user_id.isdigit():
+def load_user(stored_id: str) -> User | None:
+    """The logged-in user, from the member cache: most page views need no query for it.
+
+    None (logged out) unless the session was issued at the user's current session version.
+    """
+    parsed = sessions.parse_session_id(stored_id)
+    if parsed is None:
         return None
-    columns = member_cache.cached(int(user_id), "user row", lambda: _user_columns(int(user_id)))
-    if columns is None:
+    user_id, version = parsed
+    columns = member_cache.cached(user_id, "user row", lambda: _user_columns(user_id))
+    if columns is not None and columns["session_version"] < version:
+        # A newer session than the cached row: the row was bumped and the user logged in again
+        # on another worker, whose change this worker has not heard of yet. Ask the database.
+        columns = _user_columns(user_id)
+    if not sessions.is_current(columns, version):
         return None
     # Rebuild the row as if just loaded (no attribute counts as changed) and attach it without
     # a SELECT, so views that update the user still work through the session.
@@ -85,6 +105,14 @@ def continue_after_auth(
     return redirect(url_for("account.index"), code=303)
 
 
+def start_session(user: User) -> None:
+    """Log `user` in on a fresh session: nothing from before the login (a CSRF token an attacker
+    may have planted, say) carries over. The plan choice travels in the form, not the session."""
+    session.clear()
+    g.pop("csrf_token", None)  # Flask-WTF's copy of the old token for this request
+    login_user(user)
+
+
 def _prefill_plan(form: SignupForm | LoginForm) -> None:
     if request.method == "GET":
         form.plan.data = request.args.get("plan", "")
@@ -101,7 +129,7 @@ def signup() -> Response | str:
     if form.validate_on_submit():
         user = create_account(form)
         if user is not None:
-            login_user(user)
+            start_session(user)
             log.info("user %s signed up", user.id)
             return continue_after_auth(choice)
     status = 400 if form.errors else 200
@@ -145,7 +173,7 @@ def login() -> Response | str:
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
-            login_user(user)
+            start_session(user)
             return continue_after_auth(choice, form.next.data)
         # Same message whether the email is unknown or the password wrong: no enumeration.
         form.form_errors.append(LOGIN_FAILED)
@@ -172,6 +200,8 @@ def authenticate(email: str, password: str) -> User | None:
 def logout() -> Response:
     form = EmptyForm()
     if form.validate_on_submit():
+        # Logging out ends every session and access token of the user, everywhere.
+        sessions.end_sessions(current_user.id)
         logout_user()
         flash("You have been logged out.", "info")
     return redirect(url_for("pricing.index"), code=303)
