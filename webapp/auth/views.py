@@ -105,6 +105,18 @@ def continue_after_auth(
     return redirect(url_for("account.index"), code=303)
 
 
+def already_logged_in(
+    choice: tuple[str, str] | None, next_url: str | None = None
+) -> Response | str | tuple[str, int]:
+    """Where a GET of the sign-up or login page takes a member: a link may name a plan, but
+    only a POST may start a checkout, so they get a "Continue to checkout" button."""
+    if choice is not None:
+        from webapp.checkout.views import confirm_checkout
+
+        return confirm_checkout(*choice)
+    return continue_after_auth(None, next_url)
+
+
 def start_session(user: User) -> None:
     """Log `user` in on a fresh session: nothing from before the login (a CSRF token an attacker
     may have planted, say) carries over. The plan choice travels in the form, not the session."""
@@ -125,7 +137,7 @@ def signup() -> Response | str:
     _prefill_plan(form)
     choice = chosen_plan(form)
     if current_user.is_authenticated and request.method == "GET":
-        return continue_after_auth(choice)
+        return already_logged_in(choice)
     if form.validate_on_submit():
         user = create_account(form)
         if user is not None:
@@ -169,7 +181,7 @@ def login() -> Response | str:
         form.next.data = request.args.get("next", "")
     choice = chosen_plan(form)
     if current_user.is_authenticated and request.method == "GET":
-        return continue_after_auth(choice, form.next.data)
+        return already_logged_in(choice, form.next.data)
     if form.validate_on_submit():
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
