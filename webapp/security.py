@@ -8,6 +8,10 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, request
 
+# Stands in for the visitor's CSRF token in cached pages (webapp/page_cache.py), which stamps the
+# real one into forms' token fields. Copy may not contain it (webapp/plan_copy.py).
+CSRF_PLACEHOLDER = "csrf-placeholder-4e1d9c"
+
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
