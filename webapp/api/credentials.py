@@ -55,7 +55,7 @@ def _user_from_jwt() -> User:
     subject = subject_of_token(credential)
     user = db.session.get(User, subject.user_id) if subject is not None else None
     # A token issued before a log-out, password change or deletion is revoked.
-    if user is None or user.session_version != subject.session_version:  # type: ignore[union-attr]
+    if subject is None or user is None or user.session_version != subject.session_version:
         raise unauthorized("The access token is invalid or has expired.")
     return user
 
