@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from tests.conftest import AuthActions, create_user, csrf_token, sql
 from webapp.catalog import get_catalog
+from webapp.page_cache import CSRF_PLACEHOLDER
 from webapp.plan_copy import PLAN_FIELDS
 
 EDITOR = "/admin/plans"
@@ -321,6 +322,20 @@ def test_script_in_any_field_never_runs(app, editor, where, key, payload):
     _assert_inert(public_html(app))
     _assert_inert(editor.get(f"{EDITOR}/history").get_data(as_text=True))
     assert sql(app, "select max(number) from copy_revisions")[0][0] == 2
+
+
+@pytest.mark.parametrize(("where", "key"), TEXT_FIELDS)
+def test_the_csrf_placeholder_is_refused_in_any_field(app, editor, where, key):
+    # Pages are cached with a placeholder where each visitor's CSRF token goes: copy repeating
+    # it could try to carry members' tokens off in a link (issue 13, item 8).
+    document = default_document(app)
+    _inject(document, where, key, f"Save today https://evil.example/?t={CSRF_PLACEHOLDER}")
+    response = post_editor(editor, document, button="publish")
+    assert response.status_code == 400
+    assert "cannot contain" in response.get_data(as_text=True).lower()
+    assert CSRF_PLACEHOLDER in response.get_data(as_text=True)
+    assert sql(app, "select count(*) from copy_drafts")[0][0] == 0
+    assert sql(app, "select max(number) from copy_revisions")[0][0] == 1
 
 
 def test_script_in_number_field_is_refused_and_escaped(app, editor):

@@ -177,6 +177,50 @@ def test_anonymous_choice_goes_through_signup_on_to_checkout(app, client, auth):
     assert sql(app, "select plan_id, cycle from checkout_sessions") == [("business", "yearly")]
 
 
+@pytest.mark.parametrize("page", ["/signup", "/login"])
+def test_a_logged_in_get_with_a_plan_asks_before_starting_a_checkout(app, client, logged_in, page):
+    # A cross-site link (or <img src>) is a GET: it must not create or expire any session.
+    response = client.get(f"{page}?plan=business&cycle=yearly")
+    assert response.status_code == 200
+    assert count(app, "checkout_sessions") == 0
+    html = response.get_data(as_text=True)
+    assert "Business, yearly" in html
+    form = html[html.index('<form method="post" action="/checkout"') :]
+    form = form[: form.index("</form>")]
+    assert 'name="plan" type="hidden" value="business"' in form
+    assert 'name="cycle" type="hidden" value="yearly"' in form
+    assert "Continue to checkout" in form
+    # The button (a POST with the member's CSRF token) goes on to Stripe Checkout.
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form).group(1)
+    response = client.post(
+        "/checkout", data={"plan": "business", "cycle": "yearly", "csrf_token": token}
+    )
+    assert response.status_code == 303
+    assert "/sandbox/checkout/cs_test_" in response.headers["Location"]
+
+
+def test_a_logged_in_get_with_a_plan_leaves_the_open_checkout_alone(app, client, logged_in):
+    start_checkout(client, "starter", "monthly")
+    client.get("/signup?plan=agency&cycle=monthly")
+    client.get("/login?plan=agency&cycle=yearly")
+    assert sql(app, "select plan_id, status from checkout_sessions") == [("starter", "open")]
+
+
+def test_a_subscriber_following_a_plan_link_is_sent_to_their_account(app, client, logged_in):
+    subscribe(client, "professional", "monthly")
+    sessions_before = count(app, "checkout_sessions")
+    response = client.get("/signup?plan=business&cycle=monthly")
+    assert response.status_code == 303 and response.headers["Location"] == "/account"
+    assert "You already have a plan" in client.get("/account").get_data(as_text=True)
+    assert count(app, "checkout_sessions") == sessions_before
+
+
+def test_a_logged_in_get_without_a_plan_goes_on_as_before(client, logged_in):
+    assert client.get("/signup").headers["Location"] == "/account"
+    assert client.get("/login?next=/pricing").headers["Location"] == "/pricing"
+    assert client.get("/login?plan=gold").headers["Location"] == "/account"
+
+
 def test_pricing_knows_the_current_plan(app, client, logged_in):
     subscribe(client, "professional", "monthly")
     html = client.get("/pricing").get_data(as_text=True)

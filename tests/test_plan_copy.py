@@ -16,6 +16,7 @@ from webapp import plan_copy
 from webapp.catalog import get_catalog
 from webapp.extensions import db
 from webapp.models import CopyRevision
+from webapp.page_cache import CSRF_PLACEHOLDER
 
 
 def default_document(app: Flask) -> dict[str, Any]:
@@ -231,6 +232,17 @@ def test_plan_rules(app, change, message):
     document = default_document(app)
     document["plans"]["professional"].update(change)
     assert any(message in problem for problem in _problems(app, document))
+
+
+def test_copy_with_the_csrf_placeholder_is_refused_on_every_way_in(app, runner, tmp_path):
+    document = with_tagline(app, f"Only today: CSRF-Placeholder-4E1D9C {CSRF_PLACEHOLDER}")
+    assert any("cannot contain" in problem for problem in _problems(app, document))
+    with pytest.raises(plan_copy.InvalidCopy):
+        publish(app, document)
+    path = tmp_path / "copy.json"
+    path.write_text(json.dumps(document))
+    result = runner.invoke(args=["copy", "import", str(path)])
+    assert result.exit_code != 0 and "cannot contain" in result.output
 
 
 def test_text_is_cleaned_of_control_characters_and_line_breaks(app):

@@ -28,6 +28,7 @@ from webapp.catalog import get_catalog
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.copy import CopyDraft, CopyRevision
+from webapp.security import CSRF_PLACEHOLDER
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,19 @@ def link_problems(text: str) -> list[str]:
     ]
 
 
+def placeholder_problem(text: str) -> str | None:
+    """Why `text` may not be copy if it holds the CSRF placeholder of cached pages, else None.
+
+    Pages are cached with the placeholder where each visitor's CSRF token goes; copy repeating
+    it could try to carry members' tokens off (in a link, say). Any case: it is never wording.
+    """
+    if CSRF_PLACEHOLDER in text.lower():
+        return (
+            f"cannot contain “{CSRF_PLACEHOLDER}”: the site uses it to put security tokens in forms"
+        )
+    return None
+
+
 def clean_line(value: str) -> str:
     """One line of plain text: control characters and line breaks become single spaces."""
     return " ".join(_CONTROL_CHARS.sub(" ", value).split())
@@ -168,6 +182,8 @@ def _text(
         problems.append(f"{where}: at most {limit} characters (has {len(text)})")
     if markdown:
         problems.extend(f"{where}: {problem}" for problem in link_problems(text))
+    if problem := placeholder_problem(text):
+        problems.append(f"{where}: {problem}")
     return text
 
 

@@ -13,6 +13,10 @@ from werkzeug.exceptions import Forbidden
 
 from webapp.config import DEV_JWT_SECRET, DEV_SECRET_KEY
 
+# Stands in for the visitor's CSRF token in cached pages (webapp/page_cache.py), which stamps the
+# real one into forms' token fields. Copy may not contain it (webapp/plan_copy.py).
+CSRF_PLACEHOLDER = "csrf-placeholder-4e1d9c"
+
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",

@@ -48,6 +48,7 @@ def test_token_is_an_hs256_jwt_with_the_standard_claims(app, client, user_id):
     assert claims["sub"] == str(user_id)
     assert claims["exp"] - claims["iat"] == 3600
     assert len(claims["jti"]) >= 16
+    assert claims["ver"] == 0  # the session version: a log-out or password change revokes it
     again = issue_token(client)
     assert jwt.decode(again, options={"verify_signature": False})["jti"] != claims["jti"]
 

@@ -107,3 +107,18 @@ def test_cancel_link_leads_to_the_cancel_page(live_server, page):
     expect(page.get_by_role("heading", level=1)).to_contain_text("nothing was charged")
     page.get_by_role("link", name="Back to pricing").last.click()
     expect(page.locator("#plan-agency")).to_have_class(re.compile("is-selected"))
+
+
+def test_a_member_following_a_plan_link_confirms_before_checkout(live_server, page):
+    url = live_server.url
+    page.goto(f"{url}/signup")
+    sign_up(page, "member-first@example.com")
+    expect(page).to_have_url(f"{url}/account")
+    # A link naming a plan (from a newsletter, or another site) only asks; nothing starts yet.
+    page.goto(f"{url}/signup?plan=professional&cycle=yearly")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Continue to checkout")
+    expect(page.locator(".plan-summary")).to_contain_text("Professional, yearly")
+    assert sql(live_server.app, "select count(*) from checkout_sessions") == [(0,)]
+    page.get_by_role("button", name="Continue to checkout").click()
+    pay(page, "4242 4242 4242 4242")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("You're on Professional")

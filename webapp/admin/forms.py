@@ -33,6 +33,7 @@ from webapp.plan_copy import (
     clean_line,
     clean_markdown,
     link_problems,
+    placeholder_problem,
 )
 
 # Blank rows offered after the existing FAQ entries, so entries can be added without JavaScript.
@@ -58,6 +59,12 @@ def _safe_links(_form: Form, field: StringField) -> None:
         raise ValidationError(" ".join(problem.capitalize() + "." for problem in problems))
 
 
+def _no_placeholder(_form: Form, field: StringField) -> None:
+    problem = placeholder_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem[0].upper() + problem[1:] + ".")
+
+
 def feature_lines(text: str | None) -> list[str]:
     """The features typed one per line, in order, blank lines dropped."""
     return [clean_line(line) for line in (text or "").splitlines() if clean_line(line)]
@@ -80,21 +87,27 @@ class PlanCopyForm(Form):
     """The copy of one plan. A sub-form: the page form carries the CSRF token."""
 
     name = StringField(
-        "Display name", filters=[_line], validators=[DataRequired("Required."), _length("name")]
+        "Display name",
+        filters=[_line],
+        validators=[DataRequired("Required."), _length("name"), _no_placeholder],
     )
     tagline = StringField(
-        "Tagline", filters=[_line], validators=[DataRequired("Required."), _length("tagline")]
+        "Tagline",
+        filters=[_line],
+        validators=[DataRequired("Required."), _length("tagline"), _no_placeholder],
     )
     description = TextAreaField(
-        "Description", filters=[_markdown], validators=[_length("description"), _safe_links]
+        "Description",
+        filters=[_markdown],
+        validators=[_length("description"), _safe_links, _no_placeholder],
     )
-    features = TextAreaField("Features", validators=[_features_valid])
-    badge = StringField("Badge", filters=[_line], validators=[_length("badge")])
+    features = TextAreaField("Features", validators=[_features_valid, _no_placeholder])
+    badge = StringField("Badge", filters=[_line], validators=[_length("badge"), _no_placeholder])
     highlighted = BooleanField("Highlight this plan")
     cta_label = StringField(
         "Call-to-action label",
         filters=[_line],
-        validators=[DataRequired("Required."), _length("cta_label")],
+        validators=[DataRequired("Required."), _length("cta_label"), _no_placeholder],
     )
     display_order = IntegerField(
         "Display order",
@@ -107,10 +120,14 @@ class PlanCopyForm(Form):
 
 class FaqEntryForm(Form):
     question = StringField(
-        "Question", filters=[_line], validators=[Optional(), _length("faq_question")]
+        "Question",
+        filters=[_line],
+        validators=[Optional(), _length("faq_question"), _no_placeholder],
     )
     answer = TextAreaField(
-        "Answer", filters=[_markdown], validators=[_length("faq_answer"), _safe_links]
+        "Answer",
+        filters=[_markdown],
+        validators=[_length("faq_answer"), _safe_links, _no_placeholder],
     )
 
     def validate_answer(self, field: TextAreaField) -> None:
@@ -123,10 +140,12 @@ class CopyEditorForm(FlaskForm):
     """The whole copy document; one FormField per plan is added by `editor_form_class`."""
 
     headline = StringField(
-        "Headline", filters=[_line], validators=[DataRequired("Required."), _length("headline")]
+        "Headline",
+        filters=[_line],
+        validators=[DataRequired("Required."), _length("headline"), _no_placeholder],
     )
     subheadline = TextAreaField(
-        "Sub-headline", filters=[_line], validators=[_length("subheadline")]
+        "Sub-headline", filters=[_line], validators=[_length("subheadline"), _no_placeholder]
     )
     faq = FieldList(FormField(FaqEntryForm), max_entries=MAX_FAQ_ENTRIES + BLANK_FAQ_ROWS)
     save = SubmitField("Save draft")

@@ -16,7 +16,7 @@ from flask_limiter.util import get_remote_address
 
 from webapp.api.errors import unauthorized
 from webapp.api.keys import looks_like_api_key, user_for_key
-from webapp.api.tokens import user_id_from_token
+from webapp.api.tokens import subject_of_token
 from webapp.extensions import db
 from webapp.models import User
 
@@ -52,9 +52,10 @@ def _user_from_jwt() -> User:
             "This endpoint takes an access token from /api/v1/auth/token. "
             "API keys go to the same path with /api appended."
         )
-    user_id = user_id_from_token(credential)
-    user = db.session.get(User, user_id) if user_id is not None else None
-    if user is None:
+    subject = subject_of_token(credential)
+    user = db.session.get(User, subject.user_id) if subject is not None else None
+    # A token issued before a log-out, password change or deletion is revoked.
+    if subject is None or user is None or user.session_version != subject.session_version:
         raise unauthorized("The access token is invalid or has expired.")
     return user
 

@@ -16,7 +16,9 @@ from flask import current_app
 from webapp.models import User
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti"]
+# `ver`: the user's session version when the token was issued (webapp/auth/sessions.py); a
+# log-out, password change or deletion bumps it and so revokes the token.
+REQUIRED_CLAIMS = ["sub", "iat", "exp", "jti", "ver"]
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,21 @@ def issue_access_token(user: User) -> AccessToken:
         "iat": now,
         "exp": now + timedelta(seconds=lifetime),
         "jti": secrets.token_urlsafe(16),
+        "ver": user.session_version,
     }
     token = jwt.encode(claims, current_app.config["JWT_SECRET"], algorithm=ALGORITHM)
     return AccessToken(token, lifetime)
 
 
-def user_id_from_token(token: str) -> int | None:
-    """The user id a valid token names; None for a forged, expired or malformed token."""
+@dataclass(frozen=True)
+class TokenSubject:
+    user_id: int
+    session_version: int
+
+
+def subject_of_token(token: str) -> TokenSubject | None:
+    """Whom a valid token names, and at which session version it was issued; None for a forged,
+    expired or malformed token."""
     try:
         claims = jwt.decode(
             token,
@@ -50,7 +60,9 @@ def user_id_from_token(token: str) -> int | None:
         )
     except jwt.PyJWTError:
         return None
-    subject = claims["sub"]
+    subject, version = claims["sub"], claims["ver"]
     # Only tokens we signed get here, but an id that cannot be a row id must not reach the database.
     is_row_id = subject.isascii() and subject.isdigit() and len(subject) <= 18
-    return int(subject) if is_row_id else None
+    if not is_row_id or isinstance(version, bool) or not isinstance(version, int):
+        return None
+    return TokenSubject(int(subject), version)

@@ -7,7 +7,16 @@ import secrets
 from functools import cache
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -16,6 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from webapp import member_cache
+from webapp.auth import sessions
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
 from webapp.auth.limits import device_for, remember_device, spend_login_attempt
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
@@ -35,12 +45,21 @@ LOGIN_FAILED = "Incorrect email or password."
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """The logged-in user, from the member cache: most page views need no query for it."""
-    if not user_id.isdigit():
+def load_user(stored_id: str) -> User | None:
+    """The logged-in user, from the member cache: most page views need no query for it.
+
+    None (logged out) unless the session was issued at the user's current session version.
+    """
+    parsed = sessions.parse_session_id(stored_id)
+    if parsed is None:
         return None
-    columns = member_cache.cached(int(user_id), "user row", lambda: _user_columns(int(user_id)))
-    if columns is None:
+    user_id, version = parsed
+    columns = member_cache.cached(user_id, "user row", lambda: _user_columns(user_id))
+    if columns is not None and columns["session_version"] < version:
+        # A newer session than the cached row: the row was bumped and the user logged in again
+        # on another worker, whose change this worker has not heard of yet. Ask the database.
+        columns = _user_columns(user_id)
+    if not sessions.is_current(columns, version):
         return None
     # Rebuild the row as if just loaded (no attribute counts as changed) and attach it without
     # a SELECT, so views that update the user still work through the session.
@@ -89,6 +108,26 @@ def continue_after_auth(
     return redirect(url_for("account.index"), code=303)
 
 
+def already_logged_in(
+    choice: tuple[str, str] | None, next_url: str | None = None
+) -> Response | str | tuple[str, int]:
+    """Where a GET of the sign-up or login page takes a member: a link may name a plan, but
+    only a POST may start a checkout, so they get a "Continue to checkout" button."""
+    if choice is not None:
+        from webapp.checkout.views import confirm_checkout
+
+        return confirm_checkout(*choice)
+    return continue_after_auth(None, next_url)
+
+
+def start_session(user: User) -> None:
+    """Log `user` in on a fresh session: nothing from before the login (a CSRF token an attacker
+    may have planted, say) carries over. The plan choice travels in the form, not the session."""
+    session.clear()
+    g.pop("csrf_token", None)  # Flask-WTF's copy of the old token for this request
+    login_user(user)
+
+
 def _prefill_plan(form: SignupForm | LoginForm) -> None:
     if request.method == "GET":
         form.plan.data = request.args.get("plan", "")
@@ -101,7 +140,7 @@ def signup() -> Response | str:
     _prefill_plan(form)
     choice = chosen_plan(form)
     if current_user.is_authenticated and request.method == "GET":
-        return continue_after_auth(choice)
+        return already_logged_in(choice)
     if form.validate_on_submit():
         # Each sign-up hashes a password: a flood must not slow every page (429 otherwise).
         address = client_address()
@@ -110,7 +149,7 @@ def signup() -> Response | str:
             logout_user()  # signing up starts a new identity; the old one ends here
         user = create_account(form)
         if user is not None:
-            login_user(user)
+            start_session(user)
             log.info("user %s signed up", user.id)
         # New address or taken, the answer is the same redirect (see README, "Sign-up probes").
         session["signup"] = {"plan": choice[0], "cycle": choice[1]} if choice else {}
@@ -174,13 +213,13 @@ def login() -> Response | str:
         form.next.data = request.args.get("next", "")
     choice = chosen_plan(form)
     if current_user.is_authenticated and request.method == "GET":
-        return continue_after_auth(choice, form.next.data)
+        return already_logged_in(choice, form.next.data)
     if form.validate_on_submit():
         # Spent before the password is checked (429 otherwise), the same for unknown addresses.
         spend_login_attempt(form.email.data, device_for(form.email.data))
         user = authenticate(form.email.data, form.password.data)
         if user is not None:
-            login_user(user)
+            start_session(user)
             remember_device(form.email.data)
             return continue_after_auth(choice, form.next.data)
         # Same message whether the email is unknown or the password wrong: no enumeration.
@@ -208,6 +247,8 @@ def authenticate(email: str, password: str) -> User | None:
 def logout() -> Response:
     form = EmptyForm()
     if form.validate_on_submit():
+        # Logging out ends every session and access token of the user, everywhere.
+        sessions.end_sessions(current_user.id)
         logout_user()
         flash("You have been logged out.", "info")
     return redirect(url_for("pricing.index"), code=303)

@@ -52,6 +52,24 @@ def begin_checkout(plan_id: str, cycle: str) -> Response | tuple[str, int]:
     return redirect(started.url, code=303)
 
 
+def confirm_checkout(plan_id: str, cycle: str) -> Response | str:
+    """What a logged-in member sees after following a link that names a plan: a button.
+
+    Following a link is a GET, which any other site can make a browser send; only the button's
+    POST, carrying the member's CSRF token, may create a Stripe session (and expire an open one).
+    """
+    if billing.live_subscription(current_user.id) is not None:
+        flash("You already have a plan. Use Manage billing to switch or cancel.", "info")
+        return redirect(url_for("account.index"), code=303)
+    return render_template(
+        "checkout/confirm.html",
+        form=CheckoutForm(plan=plan_id, cycle=cycle),
+        plan_id=plan_id,
+        cycle=cycle,
+        price_cents=get_catalog().price(plan_id, cycle).amount_cents,
+    )
+
+
 @bp.post("")
 @login_required
 def start() -> Response | tuple[str, int]:

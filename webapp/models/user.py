@@ -53,6 +53,11 @@ class User(UserMixin, db.Model):
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
 
+    def get_id(self) -> str:
+        """What Flask-Login stores in the session: the id and the session version it was issued
+        at (parsed back by `webapp.auth.sessions.parse_session_id`)."""
+        return f"{self.id}:{self.session_version}"
+
     @property
     def is_editor(self) -> bool:
         return self.role in (Role.MARKETING.value, Role.ADMIN.value)

@@ -1,0 +1,62 @@
+"""Session versions: how logging out, a password change or a deletion end every session.
+
+Each user row has a `session_version`. Every login session stores it beside the user id
+(`User.get_id()` is "<id>:<version>", which Flask-Login keeps in the session and in a remember
+cookie), and every API access token carries it as its `ver` claim. Each request compares the
+two and treats a mismatch as logged out / 401. Bumping the version therefore ends all of a
+user's sessions and tokens at once, on every worker, at their next request: a bump is a commit
+to `users`, which the member cache's change feed reports to every worker (PostgreSQL NOTIFY,
+SQLite data_version). API keys are separate credentials with their own revocation and are not
+affected.
+
+Logging out bumps the version, so "Log out" logs the user out everywhere (every browser and
+every access token), which is what a person who suspects a stolen cookie needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from webapp.extensions import db
+from webapp.models import User
+
+
+def parse_session_id(value: str) -> tuple[int, int] | None:
+    """(user id, version) of a `User.get_id()` a session stored; None for anything else (such as
+    the bare ids of cookies written before versions existed: those sessions end)."""
+    user_id, sep, version = value.partition(":")
+    if not sep or not _is_small_number(user_id) or not _is_small_number(version):
+        return None
+    return int(user_id), int(version)
+
+
+def _is_small_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 18
+
+
+def is_current(columns: dict[str, Any] | None, version: int) -> bool:
+    """Whether a user row (as columns) still accepts sessions issued at `version`."""
+    return columns is not None and columns["session_version"] == version
+
+
+def end_sessions(user_id: int) -> None:
+    """End every session and access token of the user (log-out everywhere; before a deletion)."""
+    # One atomic UPDATE: two concurrent bumps both count, and no stale read can undo one.
+    db.session.execute(
+        update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
+    )
+    db.session.commit()
+
+
+def change_password(user: User, new_password: str) -> None:
+    """Set a new password and end every session and token issued under the old one.
+
+    The caller's own session ends too; a view that wants to keep it calls `login_user(user)`
+    afterwards (the user object is refreshed with the new version).
+    """
+    user.set_password(new_password)
+    user.session_version = User.session_version + 1  # type: ignore[assignment]
+    db.session.commit()
+    db.session.refresh(user)
