@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from webapp.sandbox import objects
+from webapp.sandbox import objects, operations
 from webapp.sandbox.api.routing import LIST, Call, merge_metadata, paginate, route
 from webapp.sandbox.store import diff
 from webapp.sandbox.wire import MAP, SCALAR
@@ -57,3 +57,19 @@ def update_customer(call: Call, id: str) -> dict[str, Any]:
     call.store.save(customer)
     call.store.emit("customer.updated", customer, diff(before, customer))
     return customer
+
+
+@route("/v1/customers/<id>", "DELETE", {})
+def delete_customer(call: Call, id: str) -> dict[str, Any]:
+    """Stripe ends the customer's subscriptions at once, says `customer.deleted`, and from then
+    on retrieves the customer as the stub `{"id", "object": "customer", "deleted": true}`
+    (Stripe's own example: fixtures3.json `deleted_customer`)."""
+    store = call.store
+    customer = store.get("customer", id, for_update=True)
+    if customer.get("deleted"):
+        return customer
+    for sub in store.query("subscription", customer=id):
+        if sub["status"] not in ("canceled", "incomplete_expired"):
+            operations.cancel_now(store, store.get("subscription", sub["id"], for_update=True))
+    store.emit("customer.deleted", customer)
+    return store.save({"id": id, "object": "customer", "deleted": True})
