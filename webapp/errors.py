@@ -29,8 +29,13 @@ HTTP_ERROR_CODES = {
 PAGES = {400, 403, 404, 405, 429, 500, 502, 503}
 
 
+# Paths that speak JSON (the API, the webhook endpoint, the sandbox's control endpoints): their
+# errors use API.md's envelope, never the HTML pages.
+JSON_PATHS = ("/api/", "/webhooks/", "/sandbox/control/")
+
+
 def is_api_request() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
+    return request.path == "/api" or request.path.startswith(JSON_PATHS)
 
 
 def api_error(status: int, code: str, message: str) -> Response:
