@@ -73,3 +73,34 @@ def test_a_reused_checkout_never_ignores_new_return_urls(app, figures):
         assert figures.attack(GROUP, refused=follows and [(session_id,)] != previous)
     assert sql(app, "select count(*) from checkout_sessions where status = 'open'") == [(1,)]
     assert sql(app, "select count(*) from checkout_sessions where status = 'expired'") == [(2,)]
+
+
+WEAK_PASSWORDS = [
+    "1234567890",
+    "0123456789",
+    "password123",
+    "qwertyuiop",
+    "iloveyou123",
+    "abcdefghij",
+    "aaaaaaaaaa",
+    "Password1!",
+    "ada@example.com",
+    "adaadaada1",
+]
+
+
+@pytest.mark.parametrize("password", WEAK_PASSWORDS)
+def test_sign_up_refuses_common_and_breached_passwords(app, figures, password):
+    from tests.conftest import AuthActions
+
+    response = AuthActions(app, app.test_client()).signup("ada@example.com", password)
+    refused = response.status_code == 400 and "too easy to guess" in response.get_data(True)
+    assert figures.attack(GROUP, refused=refused), response.status_code
+    assert sql(app, "select count(*) from users") == [(0,)]
+
+
+def test_the_user_command_refuses_a_common_password(app, figures):
+    args = ["users", "create", "--email", "ada@example.com", "--password", "1234567890"]
+    result = app.test_cli_runner().invoke(args=args)
+    assert figures.attack(GROUP, refused=result.exit_code != 0), result.output
+    assert "too easy to guess" in result.output
