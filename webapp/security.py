@@ -6,29 +6,43 @@ import re
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, request
 
 from webapp.errors import api_error, error_page, is_api_request
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "form-action 'self' http: https:",  # Checkout and the portal live on Stripe's origin
-        "frame-ancestors 'none'",
-        "base-uri 'self'",
-        "object-src 'none'",
-    ]
-)
+# Where our own forms may send the browser, redirects after the POST included: Stripe's hosted
+# Checkout and customer portal in real mode. The sandbox serves those pages on our own origin.
+STRIPE_FORM_TARGETS = ("https://checkout.stripe.com", "https://billing.stripe.com")
+
+
+def content_security_policy(form_targets: Iterable[str] = ()) -> str:
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            " ".join(["form-action 'self'", *form_targets]),
+            "frame-ancestors 'none'",
+            "base-uri 'self'",
+            "object-src 'none'",
+        ]
+    )
+
+
+def sandbox_form_targets(allowed_redirect_hosts: Iterable[str]) -> list[str]:
+    """The sandbox's hosted checkout page stands in for Stripe's: after paying, its form
+    redirects to the session's success URL, which may be on an API client's allowed host."""
+    return [f"{scheme}://{host}" for host in allowed_redirect_hosts for scheme in ("https", "http")]
 
 
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    policies = current_app.extensions["content_security_policy"]
+    policy = policies["sandbox" if request.path.startswith("/sandbox/") else "site"]
+    headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("X-Frame-Options", "DENY")
@@ -174,6 +188,12 @@ def refuse_bad_characters() -> Response | tuple[str, int] | None:
 
 
 def init_app(app: Flask) -> None:
+    real_stripe = "stripe_sandbox" not in app.extensions
+    allowed_hosts = app.config.get("ALLOWED_REDIRECT_HOSTS") or []
+    app.extensions["content_security_policy"] = {
+        "site": content_security_policy(STRIPE_FORM_TARGETS if real_stripe else ()),
+        "sandbox": content_security_policy(sandbox_form_targets(allowed_hosts)),
+    }
     # First of all the hooks: CSRF, the limiter and the login manager read the request too.
     app.before_request_funcs.setdefault(None, []).insert(0, refuse_bad_characters)
     app.after_request(add_security_headers)

@@ -104,3 +104,30 @@ def test_the_user_command_refuses_a_common_password(app, figures):
     result = app.test_cli_runner().invoke(args=args)
     assert figures.attack(GROUP, refused=result.exit_code != 0), result.output
     assert "too easy to guess" in result.output
+
+
+def form_action(response) -> list[str]:
+    csp = response.headers["Content-Security-Policy"]
+    [directive] = [part.strip() for part in csp.split(";") if "form-action" in part]
+    return directive.split()[1:]
+
+
+def test_forms_may_only_target_our_site_and_stripes_hosted_pages(database_url, figures):
+    from tests.conftest import make_app
+
+    sandboxed = make_app(database_url, ALLOWED_REDIRECT_HOSTS=["partner.example"])
+    real = make_app(database_url, STRIPE_SECRET_KEY="sk_test_limits", STRIPE_API_BASE="")
+    targets = {
+        "sandbox site": form_action(sandboxed.test_client().get("/pricing")),
+        "real site": form_action(real.test_client().get("/pricing")),
+        "sandbox hosted page": form_action(sandboxed.test_client().get("/sandbox/checkout/x")),
+    }
+    assert targets == {
+        "sandbox site": ["'self'"],  # the sandbox's Checkout and portal are on our own origin
+        "real site": ["'self'", "https://checkout.stripe.com", "https://billing.stripe.com"],
+        # After paying, the sandbox's hosted page returns to the session's successUrl.
+        "sandbox hosted page": ["'self'", "https://partner.example", "http://partner.example"],
+    }
+    for sources in targets.values():
+        # No bare scheme (`http:`, `https:`) and no wildcard: any origin would match them.
+        assert figures.attack(GROUP, refused=not {"http:", "https:", "*"} & set(sources))
