@@ -29,12 +29,23 @@ def webhook_secrets() -> list[str]:
     return [secret.strip() for secret in raw.split(",") if secret.strip()]
 
 
+def _plain_text(value: object, max_length: int) -> bool:
+    """A non-empty printable ASCII string (as Stripe's ids and types are) that fits its column;
+    the webhook's body skips the edge's character check, so NULs are refused here."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_length
+        and value.isascii()
+        and value.isprintable()
+    )
+
+
 def malformed_event_problem(event: dict[str, Any]) -> str | None:
     """What is wrong with a verified event's shape, or None: the fields we read and store must
     have Stripe's types before they reach the ledger."""
-    if not isinstance(event["id"], str) or not 0 < len(event["id"]) <= MAX_ID_LENGTH:
+    if not _plain_text(event["id"], MAX_ID_LENGTH):
         return "id must be a short string"
-    if not isinstance(event["type"], str) or not 0 < len(event["type"]) <= MAX_TYPE_LENGTH:
+    if not _plain_text(event["type"], MAX_TYPE_LENGTH):
         return "type must be a short string"
     created = event["created"]
     if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < 2**53:
