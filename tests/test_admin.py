@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import re
 from typing import Any
 
@@ -178,6 +179,14 @@ def test_save_and_publish_in_one_step(app, editor):
     assert response.headers["Location"] == f"{EDITOR}/history"
     assert ">Pro</h3>" in public_html(app)
     assert sql(app, "select max(number) from copy_revisions")[0][0] == 2
+
+
+def test_publish_logs_the_editor_id_never_their_email(app, editor, caplog):
+    with caplog.at_level(logging.DEBUG, logger="webapp"):
+        post_editor(editor, edited(app, name="Pro"), button="publish")
+    [(editor_id,)] = sql(app, "select id from users where email = 'mia@example.com'")
+    assert f"copy revision 2 published by user {editor_id}" in caplog.text
+    assert "mia@example.com" not in caplog.text
 
 
 def test_saved_draft_is_kept_and_not_public(app, editor):

@@ -44,6 +44,8 @@ def test_duplicate_email_in_another_case_makes_no_account_and_says_nothing(app, 
         ("", "correct horse battery", "Enter your email address."),
         ("not-an-email", "correct horse battery", "Enter a valid email address"),
         ("ada@example.com", "short", "Use 10 to 128 characters."),
+        ("ada@example.com", "1234567890", "too easy to guess"),
+        ("ada@example.com", "ada@example.com!", "too easy to guess"),
         ("ada@example.com", "", "Choose a password."),
     ],
 )

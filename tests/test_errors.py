@@ -46,7 +46,16 @@ def test_unexpected_error_is_a_friendly_500_without_traceback(client, caplog):
     html = response.get_data(as_text=True)
     assert "Something went wrong on our side" in html
     assert "kaboom" not in html and "Traceback" not in html
-    assert any("unhandled error" in r.message for r in caplog.records)
+    assert any("Exception on /boom [GET]" in r.message for r in caplog.records)
+
+
+@pytest.mark.parametrize("path", ["/boom", "/api/v1/boom"])
+def test_each_500_is_logged_once_with_its_traceback(client, caplog, path):
+    client.get(path)
+    errors = [record for record in caplog.records if record.levelname == "ERROR"]
+    assert len(errors) == 1, [record.getMessage() for record in errors]
+    assert errors[0].exc_info and "kaboom" in str(errors[0].exc_info[1])
+    assert errors[0].name == "webapp"
 
 
 def test_500_rolls_back_the_session(app, client):

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from webapp import stripe_gateway
 from webapp.admin.commands import copy_cli
+from webapp.auth.passwords import password_problem
 from webapp.extensions import db
 from webapp.models import Role, User
 from webapp.models.user import normalise_email
@@ -19,15 +20,16 @@ users_cli = AppGroup("users", help="Manage user accounts.")
 
 @users_cli.command("create")
 @click.option("--email", required=True)
-@click.option("--password", required=True, help="At least 10 characters.")
+@click.option("--password", required=True, help="At least 10 characters, not a common one.")
 @click.option("--role", type=click.Choice([role.value for role in Role]), default=Role.USER.value)
 def create_user(email: str, password: str, role: str) -> None:
     """Create a user (or fail if the email is taken)."""
     email = normalise_email(email)
     if "@" not in email:
         raise click.BadParameter("not an email address", param_hint="--email")
-    if len(password) < 10:
-        raise click.BadParameter("use at least 10 characters", param_hint="--password")
+    problem = password_problem(password, email=email)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise click.ClickException(f"a user with email {email} already exists")
     user = User(email=email, role=role)

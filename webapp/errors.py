@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 from webapp.extensions import db
-
-log = logging.getLogger(__name__)
 
 # Stable codes for the API's error envelope, by HTTP status.
 HTTP_ERROR_CODES = {
@@ -29,8 +25,13 @@ HTTP_ERROR_CODES = {
 PAGES = {400, 403, 404, 405, 429, 500, 502, 503}
 
 
+# Paths that speak JSON (the API, the webhook endpoint, the sandbox's control endpoints): their
+# errors use API.md's envelope, never the HTML pages.
+JSON_PATHS = ("/api/", "/webhooks/", "/sandbox/control/")
+
+
 def is_api_request() -> bool:
-    return request.path == "/api" or request.path.startswith("/api/")
+    return request.path == "/api" or request.path.startswith(JSON_PATHS)
 
 
 def api_error(status: int, code: str, message: str) -> Response:
@@ -75,9 +76,10 @@ def _public_description(exc: HTTPException) -> str:
 
 
 def handle_unexpected_error(exc: Exception) -> Response | tuple[str, int]:
-    # Nothing half-written survives a crash: roll back before answering.
+    # Nothing half-written survives a crash: roll back before answering. No log line here:
+    # Flask has already logged the exception and its traceback (Flask.log_exception, on the
+    # "webapp" logger, with the request id) before calling this handler.
     db.session.rollback()
-    log.exception("unhandled error on %s %s", request.method, request.path)
     if is_api_request():
         return api_error(500, "internal_error", "Something went wrong on our side.")
     return error_page(500)

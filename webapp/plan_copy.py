@@ -622,7 +622,9 @@ def publish(
         db.session.rollback()
         raise StaleDraft(base_revision or latest.number, latest_revision()) from None
     g.pop("_published_copy", None)
-    log.info("copy revision %s published by %s", revision.number, author_label)
+    # The user id, never the label: an editor's label is their email, which logs must not carry.
+    author = f"user {author_id}" if author_id is not None else author_label
+    log.info("copy revision %s published by %s", revision.number, author)
     return revision
 
 

@@ -4,38 +4,53 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, current_app, request
+from flask import Flask, Response, current_app, request
 from flask_login import current_user
 from werkzeug.exceptions import Forbidden
 
 from webapp.config import DEV_JWT_SECRET, DEV_SECRET_KEY
+from webapp.errors import api_error, error_page, is_api_request
 
 # Stands in for the visitor's CSRF token in cached pages (webapp/page_cache.py), which stamps the
 # real one into forms' token fields. Copy may not contain it (webapp/plan_copy.py).
 CSRF_PLACEHOLDER = "csrf-placeholder-4e1d9c"
 
-CONTENT_SECURITY_POLICY = "; ".join(
-    [
-        "default-src 'self'",
-        "script-src 'self'",
-        "style-src 'self'",
-        "img-src 'self' data:",
-        "font-src 'self'",
-        "connect-src 'self'",
-        "form-action 'self' http: https:",  # Checkout and the portal live on Stripe's origin
-        "frame-ancestors 'none'",
-        "base-uri 'self'",
-        "object-src 'none'",
-    ]
-)
+# Where our own forms may send the browser, redirects after the POST included: Stripe's hosted
+# Checkout and customer portal in real mode. The sandbox serves those pages on our own origin.
+STRIPE_FORM_TARGETS = ("https://checkout.stripe.com", "https://billing.stripe.com")
+
+
+def content_security_policy(form_targets: Iterable[str] = ()) -> str:
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            "font-src 'self'",
+            "connect-src 'self'",
+            " ".join(["form-action 'self'", *form_targets]),
+            "frame-ancestors 'none'",
+            "base-uri 'self'",
+            "object-src 'none'",
+        ]
+    )
+
+
+def sandbox_form_targets(allowed_redirect_hosts: Iterable[str]) -> list[str]:
+    """The sandbox's hosted checkout page stands in for Stripe's: after paying, its form
+    redirects to the session's success URL, which may be on an API client's allowed host."""
+    return [f"{scheme}://{host}" for host in allowed_redirect_hosts for scheme in ("https", "http")]
 
 
 def add_security_headers(response: Response) -> Response:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    policies = current_app.extensions["content_security_policy"]
+    policy = policies["sandbox" if request.path.startswith("/sandbox/") else "site"]
+    headers.setdefault("Content-Security-Policy", policy)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     headers.setdefault("X-Frame-Options", "DENY")
@@ -155,17 +170,92 @@ def is_allowed_redirect_url(target: object, allowed_hosts: Iterable[str]) -> boo
     return wanted is not None and wanted in allowed
 
 
-def refuse_nul_in_forms() -> None:
-    """No form field may carry a NUL: no browser sends one, and PostgreSQL text refuses it."""
-    form_types = ("application/x-www-form-urlencoded", "multipart/form-data")
-    if request.mimetype not in form_types or request.path.startswith("/api/"):
-        return  # bodies the views read themselves are left unread (the API answers 415)
-    if any("\x00" in value for values in request.form.listvalues() for value in values):
-        abort(400)
+# NUL (PostgreSQL text refuses it), lone surrogates (no encoding can store them) and the other C0
+# control characters, which no person types. Bodies may still carry tab, CR and LF (text areas);
+# URLs and headers may not (a header may carry a tab).
+_BAD_IN_URLS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+_BAD_IN_HEADERS = re.compile("[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+_BAD_IN_BODIES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+BAD_CHARACTERS_MESSAGE = (
+    "The request contains characters we cannot accept (NUL bytes, control characters or "
+    "unpaired surrogates)."
+)
+
+
+def _strings_in(value: object) -> Iterator[str]:
+    """Every string in a parsed JSON document, keys included (iteratively: no depth limit)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+
+
+class _TooDeep(Exception):
+    """A JSON body nested too deeply for the parser."""
+
+
+def _json_body() -> object:
+    """The JSON body, parsed once; None when there is none or it does not parse (the view
+    answers that in its own words). Flask caches what it parsed, so a view reading `get_json`
+    does not parse again."""
+    try:
+        return request.get_json(silent=True)
+    except RecursionError:
+        raise _TooDeep from None
+
+
+def bad_characters_in_request() -> bool:
+    """True when the path, query string, a header, a form field or a JSON string (key or value)
+    carries a character that must not reach the database or the logs."""
+    url_parts = [request.path, *_flatten(request.args.lists())]
+    if any(_BAD_IN_URLS.search(part) for part in url_parts):
+        return True
+    if any(_BAD_IN_HEADERS.search(value) for value in request.headers.values()):
+        return True
+    body: list[str] = []
+    if request.path.startswith("/webhooks/"):
+        pass  # read raw by its view, and its signature is the gate
+    elif request.is_json:
+        body = list(_strings_in(_json_body()))
+    elif request.mimetype in _FORM_TYPES and not is_api_request():
+        body = _flatten(request.form.lists())  # the API answers 415 to a form, unread
+    return any(_BAD_IN_BODIES.search(part) for part in body)
+
+
+def _flatten(pairs: Iterable[tuple[str, list[str]]]) -> list[str]:
+    return [text for name, values in pairs for text in (name, *values)]
+
+
+def refuse_bad_characters() -> Response | tuple[str, int] | None:
+    """Answer 400 before any view (or hook) can hand such a character to the database."""
+    try:
+        if not bad_characters_in_request():
+            return None
+    except _TooDeep:
+        if is_api_request():
+            return api_error(400, "invalid_json", "The request body is not valid JSON.")
+        return error_page(400)
+    if is_api_request():
+        return api_error(400, "invalid_characters", BAD_CHARACTERS_MESSAGE)
+    return error_page(400, BAD_CHARACTERS_MESSAGE)
 
 
 def init_app(app: Flask) -> None:
-    # First of all hooks: nothing else may run for a request this site must not serve.
-    app.before_request_funcs.setdefault(None, []).insert(0, refuse_development_secrets_off_loopback)
-    app.before_request(refuse_nul_in_forms)
+    real_stripe = "stripe_sandbox" not in app.extensions
+    allowed_hosts = app.config.get("ALLOWED_REDIRECT_HOSTS") or []
+    app.extensions["content_security_policy"] = {
+        "site": content_security_policy(STRIPE_FORM_TARGETS if real_stripe else ()),
+        "sandbox": content_security_policy(sandbox_form_targets(allowed_hosts)),
+    }
+    # First of all the hooks: CSRF, the limiter and the login manager read the request too.
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_bad_characters)
+    # And before even that: nothing may run for a request this site must not serve.
+    app.before_request_funcs[None].insert(0, refuse_development_secrets_off_loopback)
     app.after_request(add_security_headers)

@@ -280,3 +280,21 @@ def test_delete_with_prorate_and_invoice_now_credits_the_unused_time(app, gatewa
     assert final.amount_due == 0 and final.status == "paid"
     assert v1(gateway).customers.retrieve(sub.customer).balance == final.total
     assert "customer.subscription.deleted" in event_types(gateway)
+
+
+def test_deleting_a_customer_ends_its_subscriptions_and_leaves_a_stub(
+    app: Flask, gateway: StripeGateway
+):
+    sub = subscribe(app, gateway)
+    v1(gateway).customers.delete(sub.customer)
+    # Stripe's own example of a deleted customer (fixtures3.json `deleted_customer`).
+    assert raw(v1(gateway).customers.retrieve(sub.customer)) == {
+        "id": sub.customer,
+        "object": "customer",
+        "deleted": True,
+    }
+    assert gateway.customer_is_deleted(sub.customer) is True
+    assert v1(gateway).subscriptions.retrieve(sub.id).status == "canceled"
+    assert event_types(gateway)[-2:] == ["customer.subscription.deleted", "customer.deleted"]
+    [deleted] = events_of(gateway, "customer.deleted")
+    assert deleted.data.object.email  # the event shows the customer as it was

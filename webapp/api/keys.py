@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
+from webapp.database import lock_row
 from webapp.extensions import db
 from webapp.models import ApiKey, User
 from webapp.models.base import utcnow
@@ -49,7 +50,11 @@ def looks_like_api_key(credential: str) -> bool:
 
 def create_key(user_id: int, name: str) -> NewKey:
     """Make and store a new key for the user; raises TooManyKeys past the limit."""
+    # Count and insert with the user's row locked: concurrent requests take turns, so the
+    # limit holds (without the lock, each counted 19 and all of them inserted).
+    lock_row(User, user_id)
     if len(active_keys(user_id)) >= MAX_ACTIVE_KEYS_PER_USER:
+        db.session.rollback()
         raise TooManyKeys(f"You can have at most {MAX_ACTIVE_KEYS_PER_USER} active API keys.")
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey(

@@ -17,6 +17,10 @@ ERROR_CODES = {
     "bad_request": "The request could not be understood.",
     "validation_error": "A field is missing, of the wrong type, too long, or unknown.",
     "invalid_json": "The body is not valid JSON.",
+    "invalid_characters": (
+        "The path, query, a header or a body string holds a NUL, a control character or an "
+        "unpaired surrogate."
+    ),
     "invalid_plan": "planId is not one of the plans we sell.",
     "invalid_billing_cycle": "billingCycle is not `monthly` or `yearly`.",
     "invalid_redirect_url": "successUrl, cancelUrl or returnUrl is not an allowed absolute URL.",
@@ -37,6 +41,10 @@ ERROR_CODES = {
 }
 
 JSON = "application/json"
+# Request strings may not hold NUL, other C0 controls but tab/CR/LF, or unpaired surrogates
+# (answered 400 `invalid_characters` before any endpoint reads them).
+REFUSED_IN_TEXT = "\x00-\x08\x0b\x0c\x0e-\x1f\\ud800-\\udfff"  # a regex class body
+TEXT_PATTERN = f"^[^{REFUSED_IN_TEXT}]*$"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -92,8 +100,8 @@ SCHEMAS: dict[str, Any] = {
         "required": ["email", "password"],
         "additionalProperties": False,
         "properties": {
-            "email": {"type": "string", "maxLength": 254},
-            "password": {"type": "string", "maxLength": 128},
+            "email": {"type": "string", "maxLength": 254, "pattern": TEXT_PATTERN},
+            "password": {"type": "string", "maxLength": 128, "pattern": TEXT_PATTERN},
         },
     },
     "TokenResponse": {
@@ -325,7 +333,8 @@ SCHEMAS: dict[str, Any] = {
 
 RESPONSES: dict[str, Any] = {
     "BadRequest": _error(
-        "Invalid request: `validation_error`, `invalid_json` or an endpoint-specific code."
+        "Invalid request: `validation_error`, `invalid_json`, `invalid_characters` or an "
+        "endpoint-specific code."
     ),
     "Unauthorized": {
         **_error("`unauthorized`: missing, invalid, expired, revoked or wrong kind of credential."),

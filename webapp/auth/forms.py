@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, HiddenField, PasswordField
-from wtforms.validators import DataRequired, Email, Length
+from wtforms import EmailField, Field, HiddenField, PasswordField
+from wtforms.validators import DataRequired, Email, Length, ValidationError
 
-MIN_PASSWORD_LENGTH = 10
-MAX_PASSWORD_LENGTH = 128
+from webapp.auth.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, password_problem
 
 
 def _strip(value: str | None) -> str | None:
@@ -42,6 +41,14 @@ class SignupForm(PlanChoiceMixin, FlaskForm):
             ),
         ],
     )
+
+    def validate_password(self, field: Field) -> None:
+        """Refuse common and breached passwords (webapp/auth/passwords.py)."""
+        if field.errors:
+            return  # too short or too long: that message is enough
+        problem = password_problem(field.data or "", email=self.email.data)
+        if problem:
+            raise ValidationError(problem)
 
 
 class LoginForm(PlanChoiceMixin, FlaskForm):

@@ -129,7 +129,7 @@ def _start_checkout(
     # The key counts this user's sessions *before* looking for an open one: a racing request that
     # records its session in between is then found below, or else both send the same key.
     idempotency_key = _checkout_idempotency_key(user.id, plan_id, cycle, success_url, cancel_url)
-    reusable = _reuse_or_expire_open_session(user.id, plan_id, cycle)
+    reusable = _reuse_or_expire_open_session(user.id, plan_id, cycle, success_url, cancel_url)
     if reusable is not None:
         return CheckoutStart(reusable.stripe_session_id, reusable.url, plan, price)
     customer_id = ensure_customer(user)
@@ -177,8 +177,11 @@ def _checkout_idempotency_key(user_id: int, plan_id: str, cycle: str, *urls: str
     return f"checkout-{user_id}-{attempts}-{plan_id}-{cycle}-{urls_digest}"
 
 
-def _reuse_or_expire_open_session(user_id: int, plan_id: str, cycle: str) -> CheckoutSession | None:
-    """At most one open session per user: the same plan reuses it, another plan expires it."""
+def _reuse_or_expire_open_session(
+    user_id: int, plan_id: str, cycle: str, success_url: str, cancel_url: str
+) -> CheckoutSession | None:
+    """At most one open session per user: the same plan and return URLs reuse it; another plan
+    or other URLs (an API client's new successUrl) expire it."""
     now = utcnow()
     open_sessions = db.session.scalars(
         select(CheckoutSession).where(
@@ -187,7 +190,12 @@ def _reuse_or_expire_open_session(user_id: int, plan_id: str, cycle: str) -> Che
     ).all()
     for row in open_sessions:
         still_valid = row.expires_at is None or row.expires_at > now + timedelta(minutes=5)
-        if still_valid and row.plan_id == plan_id and row.cycle == cycle:
+        if (
+            still_valid
+            and row.plan_id == plan_id
+            and row.cycle == cycle
+            and _returns_to(row.stripe_session_id, success_url, cancel_url)
+        ):
             return row
     for row in open_sessions:
         session_id = row.stripe_session_id
@@ -201,6 +209,20 @@ def _reuse_or_expire_open_session(user_id: int, plan_id: str, cycle: str) -> Che
         )
         db.session.commit()
     return None
+
+
+def _returns_to(session_id: str, success_url: str, cancel_url: str) -> bool:
+    """True when the open session sends the payer back where this request asks (we keep no copy
+    of its URLs, so Stripe says). Stripe may show `{CHECKOUT_SESSION_ID}` filled in or not."""
+    try:
+        session = call_stripe(get_gateway().retrieve_checkout_session, session_id)
+    except InvalidRequest:
+        return False
+    filled = success_url.replace(CHECKOUT_SESSION_ID, session_id)
+    return session.success_url in (success_url, filled) and session.cancel_url == cancel_url
+
+
+CHECKOUT_SESSION_ID = "{CHECKOUT_SESSION_ID}"
 
 
 def _record_checkout_session(user_id: int, plan_id: str, cycle: str, session: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from webapp.billing.base import LIVE_STATUSES
+from webapp.billing.base import LIVE_STATUSES, call_stripe
 from webapp.billing.checkout import CheckoutFacts, apply_checkout_facts, fetch_checkout_facts
 from webapp.billing.credits import Cause, settle_subscription
 from webapp.billing.stripe_facts import SubscriptionFacts, invoice_of_payment
@@ -25,6 +25,7 @@ from webapp.database import insert_or_ignore, lock_row
 from webapp.extensions import db
 from webapp.models import Subscription, User, WebhookEvent
 from webapp.models.base import utcnow
+from webapp.stripe_gateway import get_gateway
 
 log = logging.getLogger(__name__)
 # Each handler is split in two: `fetch` reads what it needs from Stripe (network, no writes),
@@ -93,14 +94,18 @@ def _apply_invoice_for(kind: str | None) -> Callable[[InvoiceState | None], None
     return apply
 
 
-def _fetch_nothing(event: dict) -> dict:
-    return event["data"]["object"]
+def _fetch_deleted_customer(event: dict) -> str | None:
+    """The customer's id if Stripe, asked afresh, says it is deleted; None otherwise (a signed
+    but stale or mistaken event must not unlink a live customer)."""
+    customer_id = _object(event)["id"]
+    return customer_id if call_stripe(get_gateway().customer_is_deleted, customer_id) else None
 
 
-def _apply_customer_deleted(customer: dict) -> None:
+def _apply_customer_deleted(customer_id: str | None) -> None:
     """Stripe deleted the customer: its subscriptions ended now, and the next checkout makes a
     new customer (with a fresh idempotency key)."""
-    customer_id = customer["id"]
+    if customer_id is None:
+        return
     ended = db.session.scalars(
         select(Subscription).where(
             Subscription.stripe_customer_id == customer_id,
@@ -169,7 +174,7 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
     "credit_note.created": _CREDIT_NOTE,
     "credit_note.updated": _CREDIT_NOTE,
     "credit_note.voided": _CREDIT_NOTE,
-    "customer.deleted": EventHandler(_fetch_nothing, _apply_customer_deleted),
+    "customer.deleted": EventHandler(_fetch_deleted_customer, _apply_customer_deleted),
 }
 
 

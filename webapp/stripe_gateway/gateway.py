@@ -183,6 +183,12 @@ class StripeGateway:
                 options={"idempotency_key": idempotency_key},
             )
 
+    def customer_is_deleted(self, customer_id: str) -> bool:
+        """True when Stripe says the customer is deleted (it retrieves as `{"deleted": true}`)."""
+        with self._calling("retrieve_customer"):
+            customer = self.client.v1.customers.retrieve(customer_id)
+        return bool(getattr(customer, "deleted", False))
+
     def create_checkout_session(
         self,
         *,
@@ -404,11 +410,13 @@ class StripeGateway:
             if not secret:
                 continue
             try:
-                return self.client.construct_event(payload, signature_header, secret, tolerance)
+                event = self.client.construct_event(payload, signature_header, secret, tolerance)
             except stripe.SignatureVerificationError:
                 continue
             except ValueError as exc:  # the body is not JSON
                 raise SignatureVerificationFailed(f"invalid payload: {exc}") from None
+            _refuse_future_timestamp(signature_header, tolerance)
+            return event
         raise SignatureVerificationFailed("no configured secret matches the signature")
 
     def verify_webhook(
@@ -432,6 +440,7 @@ class StripeGateway:
                 stripe.WebhookSignature.verify_header(text, signature_header, secret, tolerance)
             except stripe.SignatureVerificationError:
                 continue
+            _refuse_future_timestamp(signature_header, tolerance)
             try:
                 event = json.loads(text)
             except ValueError as exc:
@@ -440,3 +449,17 @@ class StripeGateway:
                 raise SignatureVerificationFailed("the payload is not a Stripe event")
             return event
         raise SignatureVerificationFailed("no configured secret matches the signature")
+
+
+def _refuse_future_timestamp(signature_header: str, tolerance: int) -> None:
+    """The SDK's tolerance looks only into the past: a signature stamped far ahead would stay
+    replayable until that future moment, so refuse one more than `tolerance` seconds ahead
+    (clock skew between Stripe and us is seconds, not minutes)."""
+    stamps = [
+        part.partition("=")[2].strip()
+        for part in signature_header.split(",")
+        if part.strip().startswith("t=")
+    ]
+    for stamp in stamps:
+        if not stamp.isdigit() or int(stamp) > time.time() + tolerance:
+            raise SignatureVerificationFailed("signature timestamp is in the future")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
 from webapp import billing
+from webapp.billing.events import EVENT_HANDLERS
 from webapp.extensions import csrf, db
 from webapp.stripe_gateway import SignatureVerificationFailed, get_gateway
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
+# The ledger's column sizes: an event id of up to 255 characters, a type of up to 100.
+MAX_ID_LENGTH, MAX_TYPE_LENGTH = 255, 100
 
 
 def _reply(status: int, message: str) -> tuple[Response, int]:
@@ -23,6 +27,37 @@ def webhook_secrets() -> list[str]:
     """The signing secrets, comma-separated while a secret is being rotated."""
     raw = current_app.config.get("STRIPE_WEBHOOK_SECRET") or ""
     return [secret.strip() for secret in raw.split(",") if secret.strip()]
+
+
+def _plain_text(value: object, max_length: int) -> bool:
+    """A non-empty printable ASCII string (as Stripe's ids and types are) that fits its column;
+    the webhook's body skips the edge's character check, so NULs are refused here."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= max_length
+        and value.isascii()
+        and value.isprintable()
+    )
+
+
+def malformed_event_problem(event: dict[str, Any]) -> str | None:
+    """What is wrong with a verified event's shape, or None: the fields we read and store must
+    have Stripe's types before they reach the ledger."""
+    if not _plain_text(event["id"], MAX_ID_LENGTH):
+        return "id must be a short string"
+    if not _plain_text(event["type"], MAX_TYPE_LENGTH):
+        return "type must be a short string"
+    created = event["created"]
+    if not isinstance(created, int) or isinstance(created, bool) or not 0 <= created < 2**53:
+        return "created must be a Unix timestamp"
+    data = event.get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        return "data.object must be an object"
+    object_id = obj.get("id")
+    if not isinstance(object_id, str | None) or (not object_id and event["type"] in EVENT_HANDLERS):
+        return "data.object.id must be a string"
+    return None
 
 
 @bp.post("/stripe")
@@ -40,6 +75,12 @@ def stripe_webhook() -> tuple[Response, int]:
     except SignatureVerificationFailed as exc:
         log.warning("webhook refused: %s", exc)
         return _reply(400, "invalid signature")
+    problem = malformed_event_problem(event)
+    if problem:
+        # Signed by a secret of ours, yet not shaped like a Stripe event: a bug or a leaked
+        # secret, never something to retry, so 400 (and a log line someone will read).
+        log.error("webhook refused: signed but malformed event: %s", problem)
+        return _reply(400, f"malformed event: {problem}")
     try:
         outcome = billing.process_event(event)
     except OperationalError:

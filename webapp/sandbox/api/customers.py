@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from webapp.sandbox import objects
+from webapp.sandbox import objects, operations
 from webapp.sandbox.api.routing import LIST, Call, merge_metadata, paginate, route
 from webapp.sandbox.store import diff
 from webapp.sandbox.wire import MAP, SCALAR
@@ -69,3 +69,19 @@ def list_balance_transactions(call: Call, id: str) -> dict[str, Any]:
     if invoice := call.params.get("invoice"):
         items = [item for item in items if item["invoice"] == invoice]
     return paginate(call, items)
+
+
+@route("/v1/customers/<id>", "DELETE", {})
+def delete_customer(call: Call, id: str) -> dict[str, Any]:
+    """Stripe ends the customer's subscriptions at once, says `customer.deleted`, and from then
+    on retrieves the customer as the stub `{"id", "object": "customer", "deleted": true}`
+    (Stripe's own example: fixtures3.json `deleted_customer`)."""
+    store = call.store
+    customer = store.get("customer", id, for_update=True)
+    if customer.get("deleted"):
+        return customer
+    for sub in store.query("subscription", customer=id):
+        if sub["status"] not in ("canceled", "incomplete_expired"):
+            operations.cancel_now(store, store.get("subscription", sub["id"], for_update=True))
+    store.emit("customer.deleted", customer)
+    return store.save({"id": id, "object": "customer", "deleted": True})
