@@ -7,7 +7,7 @@ PORT ?= 5000
 # Two workers (pytest-xdist): the suite is I/O-bound enough to use both cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run install install-dev chromium migrate test lint format serve-gunicorn clean wrk bench bench-smoke reliability
+.PHONY: run install install-dev chromium migrate test lint format serve-gunicorn clean wrk bench bench-smoke reliability attack-production
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,15 @@ test: install-dev chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 ## make reliability: concurrency, faults, security and bad input on a fresh PostgreSQL database
-## (RELIABILITY_DATABASE_URL, default postgres@127.0.0.1:5432/reliability); prints one table
+## (RELIABILITY_DATABASE_URL, default postgres@127.0.0.1:5432/reliability); prints two tables:
+## the figures, and each group of attacks tried and refused
 reliability: install-dev
 	$(BIN)/python tests/reliability/report.py
+
+## make attack-production: a production-configured gunicorn (4 workers, Redis limits, 1 trusted
+## proxy, PostgreSQL) attacked with forged hosts, password guessing and APP_ENV=Production
+attack-production: install-dev
+	$(BIN)/python tests/reliability/production_site.py
 
 # The load generator of the benchmarks, from Debian like chromium.
 wrk:
