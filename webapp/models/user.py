@@ -45,6 +45,10 @@ class User(UserMixin, db.Model):
     # When someone last tried to sign up with this address: sign-up answers alike whether or
     # not an account exists, so the owner is told here instead.
     signup_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the owner proved the address is theirs (the link in the verification mail).
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set by `flask users deactivate`: the account can no longer log in or use the API.
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def set_password(self, password: str) -> None:
         # Werkzeug's default is scrypt, a memory-hard KDF.
