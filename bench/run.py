@@ -315,11 +315,12 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
-def flask_command(env: dict[str, str], *args: str) -> None:
+def flask_command(env: dict[str, str], *args: str, stdin: str | None = None) -> None:
     result = subprocess.run(
         [str(BIN / "flask"), "--app", "wsgi", *args],
         cwd=ROOT,
         env=env,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
@@ -760,7 +761,8 @@ def main(argv: list[str] | None = None) -> int:
         database = "PostgreSQL" if url.startswith("postgresql") else "SQLite"
         print(f"database: {database}; gunicorn: {workers} workers on {HOST}:{port}")
         flask_command(env, "db", "upgrade")
-        flask_command(env, "users", "create", "--email", BENCH_EMAIL, "--password", BENCH_PASSWORD)
+        # The password goes on stdin: `flask users` never takes one on the command line.
+        flask_command(env, "users", "create", "--email", BENCH_EMAIL, stdin=BENCH_PASSWORD + "\n")
 
         server = Server(env, workdir / "gunicorn.log")
         try:

@@ -264,7 +264,8 @@ class ProductionSite:
     # --- helpers for the attacks ----------------------------------------------------------
 
     def create_user(self, email: str, password: str) -> None:
-        self._flask(self.env, "users", "create", "--email", email, "--password", password)
+        # The password goes on stdin: `flask users` never takes one on the command line.
+        self._flask(self.env, "users", "create", "--email", email, stdin=password + "\n")
 
     def browser(self, address: str) -> Browser:
         return Browser(self, address)

@@ -100,8 +100,8 @@ def test_sign_up_refuses_common_and_breached_passwords(app, figures, password):
 
 
 def test_the_user_command_refuses_a_common_password(app, figures):
-    args = ["users", "create", "--email", "ada@example.com", "--password", "1234567890"]
-    result = app.test_cli_runner().invoke(args=args)
+    args = ["users", "create", "--email", "ada@example.com"]
+    result = app.test_cli_runner().invoke(args=args, input="1234567890\n")
     assert figures.attack(GROUP, refused=result.exit_code != 0), result.output
     assert "too easy to guess" in result.output
 

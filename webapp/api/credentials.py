@@ -57,6 +57,8 @@ def _user_from_jwt() -> User:
     # A token issued before a log-out, password change or deletion is revoked.
     if subject is None or user is None or user.session_version != subject.session_version:
         raise unauthorized("The access token is invalid or has expired.")
+    if user.deactivated_at is not None:
+        raise unauthorized("This account has been deactivated.")
     return user
 
 

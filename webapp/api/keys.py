@@ -90,6 +90,17 @@ def revoke_key(user_id: int, key_id: int) -> bool:
     return result.rowcount == 1
 
 
+def revoke_all_keys(user_id: int) -> int:
+    """Revoke every active key of the user, in the caller's transaction (which commits it);
+    returns how many were revoked. For an account being deactivated."""
+    result = db.session.execute(
+        update(ApiKey)
+        .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount
+
+
 def user_for_key(secret: str) -> User | None:
     """The owner of an active key, recording its use; None for unknown or revoked keys."""
     if not looks_like_api_key(secret) or len(secret) > MAX_KEY_LENGTH:
@@ -100,8 +111,12 @@ def user_for_key(secret: str) -> User | None:
     # constant-time all the same, so no code path's timing depends on secret material.
     if key is None or not hmac.compare_digest(key.key_hash, digest) or not key.is_active:
         return None
+    user = db.session.get(User, key.user_id)
+    # Deactivation revokes the keys too; this also covers a key made in a race with it.
+    if user is None or user.deactivated_at is not None:
+        return None
     _record_use(key)
-    return db.session.get(User, key.user_id)
+    return user
 
 
 def _record_use(key: ApiKey) -> None:

@@ -21,6 +21,7 @@ from webapp.api.errors import ApiError, unauthorized
 from webapp.api.openapi import openapi_document
 from webapp.api.requests import json_object, string_field
 from webapp.api.tokens import issue_access_token
+from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.forms import MAX_PASSWORD_LENGTH
 from webapp.auth.limits import spend_login_attempt
 from webapp.auth.views import authenticate
@@ -100,7 +101,10 @@ def token() -> Response:
     password = string_field(body, "password", required=True, max_length=MAX_PASSWORD_LENGTH)
     # The log-in page's budgets, shared with it: no second door for guessing (429 otherwise).
     spend_login_attempt(email or "")
-    user = authenticate(email or "", password or "")
+    try:
+        user = authenticate(email or "", password or "")
+    except AccountDeactivated:
+        raise unauthorized("This account has been deactivated.") from None
     if user is None:
         # Same answer for an unknown email and a wrong password: no account enumeration.
         raise unauthorized("Incorrect email or password.")

@@ -37,8 +37,13 @@ def _is_small_number(text: str) -> bool:
 
 
 def is_current(columns: dict[str, Any] | None, version: int) -> bool:
-    """Whether a user row (as columns) still accepts sessions issued at `version`."""
-    return columns is not None and columns["session_version"] == version
+    """Whether a user row (as columns) still accepts sessions issued at `version`: the version
+    matches and the account is not deactivated."""
+    return (
+        columns is not None
+        and columns["session_version"] == version
+        and columns.get("deactivated_at") is None
+    )
 
 
 def end_sessions(user_id: int) -> None:

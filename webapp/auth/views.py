@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response
 
 from webapp import member_cache
 from webapp.auth import sessions
+from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
 from webapp.auth.limits import device_for, remember_device, spend_login_attempt
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
@@ -42,6 +43,8 @@ bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
 
 LOGIN_FAILED = "Incorrect email or password."
+# Shown only to someone who gave the right password, so it tells nobody else the address exists.
+ACCOUNT_DEACTIVATED = "This account has been deactivated. Contact support to have it reopened."
 
 
 @login_manager.user_loader
@@ -217,13 +220,17 @@ def login() -> Response | str:
     if form.validate_on_submit():
         # Spent before the password is checked (429 otherwise), the same for unknown addresses.
         spend_login_attempt(form.email.data, device_for(form.email.data))
-        user = authenticate(form.email.data, form.password.data)
-        if user is not None:
-            start_session(user)
-            remember_device(form.email.data)
-            return continue_after_auth(choice, form.next.data)
-        # Same message whether the email is unknown or the password wrong: no enumeration.
-        form.form_errors.append(LOGIN_FAILED)
+        try:
+            user = authenticate(form.email.data, form.password.data)
+        except AccountDeactivated:
+            form.form_errors.append(ACCOUNT_DEACTIVATED)
+        else:
+            if user is not None:
+                start_session(user)
+                remember_device(form.email.data)
+                return continue_after_auth(choice, form.next.data)
+            # Same message whether the email is unknown or the password wrong: no enumeration.
+            form.form_errors.append(LOGIN_FAILED)
     status = 400 if form.errors or form.form_errors else 200
     return render_template("auth/login.html", form=form, plan_summary=plan_summary(choice)), status
 
@@ -235,11 +242,17 @@ def _dummy_hash() -> str:
 
 
 def authenticate(email: str, password: str) -> User | None:
+    """The user these credentials name, or None; raises AccountDeactivated when they are right
+    but the account is deactivated (checked after the password, so it reveals nothing more)."""
     user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None:
         check_password_hash(_dummy_hash(), password)
         return None
-    return user if user.check_password(password) else None
+    if not user.check_password(password):
+        return None
+    if user.deactivated_at is not None:
+        raise AccountDeactivated(user.email)
+    return user
 
 
 @bp.post("/logout")
