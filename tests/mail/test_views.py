@@ -6,9 +6,11 @@ import logging
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from tests.conftest import make_app
 from webapp.extensions import db
+from webapp.models import OutgoingMail
 
 
 @pytest.fixture
@@ -41,16 +43,18 @@ def test_the_mailbox_lists_newest_first(client, runner):
     assert html.index("second@example.com") < html.index("first@example.com")
 
 
-def test_a_message_shows_its_text_and_its_html_in_a_sandboxed_frame(client, runner):
+def test_a_message_shows_its_text_and_its_html_in_a_sandboxed_frame(app, client, runner):
     runner.invoke(args=["mail", "send-test", "--to", "ada@example.com"])
-    page = client.get("/sandbox/mailbox/1")
+    with app.app_context():
+        mail_id = db.session.scalar(select(OutgoingMail.id))
+    page = client.get(f"/sandbox/mailbox/{mail_id}")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert '<iframe class="mail-frame"' in html and 'sandbox="allow-popups' in html
-    assert 'src="/sandbox/mailbox/1/html"' in html
+    assert f'src="/sandbox/mailbox/{mail_id}/html"' in html
     assert "Open your account: http://localhost/account" in html  # the text part
 
-    frame = client.get("/sandbox/mailbox/1/html")
+    frame = client.get(f"/sandbox/mailbox/{mail_id}/html")
     assert frame.status_code == 200
     assert 'href="http://localhost/account"' in frame.get_data(as_text=True)
     policy = frame.headers["Content-Security-Policy"]

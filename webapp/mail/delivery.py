@@ -67,9 +67,11 @@ def deliver_due(limit: int = 50) -> DeliveryReport:
     with Session(db.engine, expire_on_commit=False) as session, transport:
         for _ in range(limit):
             mail = _claim_next(session)
-            if mail is None:
+            if mail is not None:
+                _deliver(session, transport, mail, report)
+            elif not _any_due(session):
                 break
-            _deliver(session, transport, mail, report)
+            # else another worker claimed the row this claim picked: try the next one.
     return report
 
 
@@ -88,7 +90,8 @@ def _claim_next(session: Session) -> OutgoingMail | None:
         update(OutgoingMail)
         .where(
             OutgoingMail.id == due,
-            # Re-checked on the row itself: SQLite has no row locks to skip.
+            # Checked again on the row as this UPDATE finds it: a claim another worker
+            # committed in the meantime has pushed `next_attempt_at` ahead.
             OutgoingMail.status == MailStatus.PENDING,
             OutgoingMail.next_attempt_at <= now,
         )
@@ -97,6 +100,15 @@ def _claim_next(session: Session) -> OutgoingMail | None:
     ).scalar()
     session.commit()
     return None if claimed is None else session.get(OutgoingMail, claimed)
+
+
+def _any_due(session: Session) -> bool:
+    due = select(OutgoingMail.id).where(
+        OutgoingMail.status == MailStatus.PENDING, OutgoingMail.next_attempt_at <= utcnow()
+    )
+    found = session.scalar(due.limit(1)) is not None
+    session.commit()
+    return found
 
 
 def _deliver(session: Session, transport: Transport, mail: OutgoingMail, report: DeliveryReport):
