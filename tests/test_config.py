@@ -15,6 +15,7 @@ SAFE_PRODUCTION = {
     "PUBLIC_BASE_URL": "https://llmgen.example",
     "ALLOWED_REDIRECT_HOSTS": "llmgen.example",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "MAIL_URL": "smtp://mailer:secret@smtp.llmgen.example:587?starttls=true",
 }
 
 
@@ -62,3 +63,40 @@ def test_secure_cookies_when_configured():
 def test_limit_settings_that_make_no_sense_refuse_to_start(setting, value):
     with pytest.raises(ConfigError, match=setting):
         Config({setting: value}).validate()
+
+
+def test_mail_url_gives_host_port_login_and_starttls():
+    config = Config({"MAIL_URL": "smtp://mailer:p%40ss@smtp.example:2587?starttls=true"})
+    assert config.mail_is_smtp
+    assert (config.MAIL_HOST, config.MAIL_PORT) == ("smtp.example", 2587)
+    assert (config.MAIL_USERNAME, config.MAIL_PASSWORD) == ("mailer", "p@ss")
+    assert (config.MAIL_USE_TLS, config.MAIL_USE_SSL) == (True, False)
+
+
+def test_smtps_url_means_implicit_tls_on_port_465():
+    config = Config({"MAIL_URL": "smtps://smtp.example"})
+    assert (config.MAIL_PORT, config.MAIL_USE_SSL, config.MAIL_USE_TLS) == (465, True, False)
+
+
+def test_mail_host_settings_work_without_a_url():
+    config = Config({"MAIL_HOST": "smtp.example", "MAIL_USE_TLS": "true", "MAIL_USERNAME": "u"})
+    assert (config.MAIL_HOST, config.MAIL_PORT, config.MAIL_USERNAME) == ("smtp.example", 587, "u")
+
+
+def test_no_mail_settings_keep_mail_and_deliver_it_after_commit_in_development():
+    config = Config({})
+    assert not config.mail_is_smtp
+    assert config.MAIL_DELIVER_AFTER_COMMIT
+    assert config.MAIL_FROM == "LLMGen <no-reply@127.0.0.1>"
+    assert not Config(SAFE_PRODUCTION).MAIL_DELIVER_AFTER_COMMIT  # the worker sends
+
+
+def test_mail_url_of_another_scheme_is_refused():
+    with pytest.raises(ConfigError, match="MAIL_URL"):
+        Config({"MAIL_URL": "http://smtp.example"}).validate()
+
+
+def test_production_refuses_to_start_without_smtp():
+    unsafe = {key: value for key, value in SAFE_PRODUCTION.items() if key != "MAIL_URL"}
+    with pytest.raises(ConfigError, match="MAIL_URL"):
+        Config(unsafe).validate()

@@ -68,7 +68,7 @@ def configure_logging(app: Flask, warnings: list[str]) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import catalog, database, member_cache, stripe_gateway, throttle
+    from webapp import catalog, database, mail, member_cache, stripe_gateway, throttle
     from webapp.extensions import compress, csrf, limiter, login_manager, migrate
 
     catalog.init_app(app)
@@ -80,6 +80,7 @@ def register_extensions(app: Flask) -> None:
     throttle.init_app(app)
     login_manager.init_app(app)
     stripe_gateway.init_app(app)
+    mail.init_app(app)  # the outbox's delivery hook, its command and the dev mailbox
     compress.init_app(app)
 
 

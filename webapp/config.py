@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_ROOT / "instance"
@@ -138,6 +138,19 @@ class Config:
         # Billing rules.
         self.PAST_DUE_GRACE_DAYS = int(env.get("PAST_DUE_GRACE_DAYS", "7"))
 
+        # Mail (see README "Mail"). MAIL_URL (smtp://user:pass@host:587?starttls=true, or
+        # smtps://… for TLS from the first byte) or the MAIL_HOST/… settings name the SMTP server;
+        # with neither, mail is kept: logged and shown on the dev mailbox, never sent.
+        self._read_mail_settings(env)
+        self.MAIL_FROM = env.get("MAIL_FROM") or (
+            f"LLMGen <no-reply@{urlsplit(self.PUBLIC_BASE_URL).hostname}>"
+        )
+        # Send each message right after the transaction that queued it commits (development:
+        # `make run` shows mail at once). Production leaves it to `flask mail deliver --loop`.
+        self.MAIL_DELIVER_AFTER_COMMIT = _bool(
+            env.get("MAIL_DELIVER_AFTER_COMMIT"), default=self.APP_ENV != "production"
+        )
+
         # The JSON API.
         self.JWT_SECRET = env.get("JWT_SECRET") or DEV_JWT_SECRET
         self.JWT_LIFETIME_SECONDS = int(env.get("JWT_LIFETIME_SECONDS", "3600"))
@@ -197,6 +210,25 @@ class Config:
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO")
         self.LOG_FORMAT = env.get("LOG_FORMAT", "text")  # "json" in production
 
+    def _read_mail_settings(self, env: Mapping[str, str]) -> None:
+        self.MAIL_URL = env.get("MAIL_URL", "")
+        url = urlsplit(self.MAIL_URL)
+        query = parse_qs(url.query)
+        self.MAIL_HOST = url.hostname or env.get("MAIL_HOST", "")
+        self.MAIL_USE_SSL = url.scheme == "smtps" if url.scheme else _bool(env.get("MAIL_USE_SSL"))
+        self.MAIL_USE_TLS = (
+            _bool(query.get("starttls", [""])[0]) if url.scheme else _bool(env.get("MAIL_USE_TLS"))
+        )
+        default_port = "465" if self.MAIL_USE_SSL else "587" if self.MAIL_USE_TLS else "25"
+        self.MAIL_PORT = url.port or int(env.get("MAIL_PORT") or default_port)
+        self.MAIL_USERNAME = unquote(url.username or "") or env.get("MAIL_USERNAME", "")
+        self.MAIL_PASSWORD = unquote(url.password or "") or env.get("MAIL_PASSWORD", "")
+
+    @property
+    def mail_is_smtp(self) -> bool:
+        """An SMTP server is configured; otherwise mail is kept on the dev mailbox."""
+        return bool(self.MAIL_HOST)
+
     @property
     def sandbox_mode(self) -> bool:
         return not self.STRIPE_SECRET_KEY
@@ -215,6 +247,11 @@ class Config:
         self._validate_timeouts()
         self._validate_public_base_url()
         self._validate_limits()
+        if self.MAIL_URL and urlsplit(self.MAIL_URL).scheme not in ("smtp", "smtps"):
+            raise ConfigError(
+                "Refusing to start: MAIL_URL must be smtp://user:password@host:port"
+                "[?starttls=true] or smtps://…"
+            )
         if self.APP_ENV != "production":
             return
         problems = self._production_problems()
@@ -269,6 +306,8 @@ class Config:
             problems.append(
                 "ALLOWED_REDIRECT_HOSTS must list the hosts API callers may send payers back to"
             )
+        if not self.mail_is_smtp:
+            problems.append("MAIL_URL (or MAIL_HOST) must name the SMTP server that sends mail")
         problems.extend(self._shared_limit_problems())
         return problems
 

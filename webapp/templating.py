@@ -11,6 +11,7 @@ from flask import Flask, Response, request, url_for
 from webapp.catalog import format_money
 from webapp.markup import render_markdown
 from webapp.plan_copy import published_copy
+from webapp.urls import public_url
 
 ONE_YEAR = 365 * 24 * 3600
 
@@ -35,6 +36,8 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["number"] = format_number
     app.jinja_env.filters["signed_number"] = format_signed_number
     app.jinja_env.filters["markdown"] = render_markdown
+    # Absolute links on PUBLIC_BASE_URL, for mail (templates/email/).
+    app.jinja_env.globals["public_url"] = public_url
 
     @app.after_request
     def cache_fingerprinted_assets(response: Response) -> Response:

@@ -145,6 +145,8 @@ class ProductionSite:
                 "PUBLIC_BASE_URL": f"https://{PUBLIC_HOST}",
                 "ALLOWED_REDIRECT_HOSTS": PUBLIC_HOST,
                 "REDIS_URL": REDIS_URL,
+                # Nothing listens there: the outbox keeps what it cannot send.
+                "MAIL_URL": "smtp://127.0.0.1:1",
                 "RATELIMIT_KEY_PREFIX": f"attack-{uuid.uuid4().hex}",
                 "TRUSTED_PROXY_COUNT": "1",
                 "FORWARDED_ALLOW_IPS": "127.0.0.1",

@@ -32,6 +32,7 @@ SAFE_PRODUCTION = {
     "PUBLIC_BASE_URL": "https://llmgen.example",
     "ALLOWED_REDIRECT_HOSTS": "llmgen.example",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "MAIL_URL": "smtp://mailer:secret@smtp.llmgen.example:587?starttls=true",
 }
 
 

@@ -11,6 +11,7 @@ from webapp.models.billing import (
     WebhookEvent,
 )
 from webapp.models.copy import CopyDraft, CopyRevision
+from webapp.models.mail import MailStatus, OutgoingMail
 from webapp.models.user import Role, User
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "Invoice",
     "InvoiceLine",
     "Lease",
+    "MailStatus",
+    "OutgoingMail",
     "Role",
     "Subscription",
     "User",
