@@ -22,12 +22,21 @@ class Faults:
     def __init__(self, sandbox: Sandbox) -> None:
         self.sandbox = sandbox
 
-    def set_api(self, count: int, mode: str = "500", delay: float = 30.0) -> None:
-        """The next `count` API calls fail with a 500, or hang for `delay` seconds ("timeout")."""
+    def set_api(
+        self, count: int, mode: str = "500", delay: float = 30.0, path: str | None = None
+    ) -> None:
+        """The next `count` API calls fail with a 500, or hang for `delay` seconds ("timeout").
+
+        With `path`, only calls whose path starts with it (`/v1/billing_portal/sessions`):
+        background work (a webhook retried by the delivery worker) cannot spend the fault.
+        """
         if mode not in API_MODES:
             raise ValueError(f"API fault mode must be one of {API_MODES}")
+        fault: dict[str, Any] = {"remaining": count, "mode": mode, "delay": delay}
+        if path:
+            fault["path"] = path
         with self.sandbox.store() as store:
-            store.set_setting("fault_api", {"remaining": count, "mode": mode, "delay": delay})
+            store.set_setting("fault_api", fault)
 
     def set_webhooks(self, mode: str | None, count: int = 1, delay: float = 5.0) -> None:
         """The events of the next `count` state changes are sent twice, reversed, or late."""
@@ -49,10 +58,10 @@ class Faults:
                 "webhooks": store.setting("fault_webhooks"),
             }
 
-    def before_api_call(self) -> None:
-        """Spend one API fault if any is armed, and fail this call with it."""
+    def before_api_call(self, path: str) -> None:
+        """Spend one API fault if any is armed for `path`, and fail this call with it."""
         with self.sandbox.store() as store:
-            fault = _take(store, "fault_api")
+            fault = _take(store, "fault_api", path)
         if fault is None:
             return
         if fault["mode"] == "timeout":
@@ -70,9 +79,11 @@ class Faults:
         return _take(store, "fault_webhooks") or {}
 
 
-def _take(store: Any, key: str) -> dict[str, Any] | None:
+def _take(store: Any, key: str, path: str = "") -> dict[str, Any] | None:
     fault = store.setting(key)
     if not fault or fault.get("remaining", 0) <= 0:
+        return None
+    if fault.get("path") and not path.startswith(fault["path"]):
         return None
     remaining = fault["remaining"] - 1
     store.set_setting(key, {**fault, "remaining": remaining} if remaining > 0 else None)

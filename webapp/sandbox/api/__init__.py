@@ -78,7 +78,7 @@ class SandboxAPI:
 
     def handle(self, request: Request, request_id: str) -> tuple[int, str, bool]:
         self._authenticate(request)
-        self.sandbox.faults.before_api_call()
+        self.sandbox.faults.before_api_call(request.path)
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             index, ids = adapter.match()
