@@ -29,9 +29,12 @@ def test_the_scheduler_and_invoice_events_take_turns(app, user_id, database_url,
         start = datetime.now(UTC)
     stop = threading.Event()
     errors: list[BaseException] = []
+    # One app per thread, as one per worker; built here, not in the threads: building an app
+    # compiles its URL rules with `ast`, which CPython 3.11 cannot do in two threads at once
+    # ("SystemError: AST constructor recursion depth mismatch", seen in CI).
+    workers = [make_app(database_url) for _ in range(3)]
 
-    def scheduler() -> None:
-        other = make_app(database_url)
+    def scheduler(other) -> None:
         with other.app_context():
             for days in range(0, 400, 7):
                 if stop.is_set():
@@ -44,8 +47,7 @@ def test_the_scheduler_and_invoice_events_take_turns(app, user_id, database_url,
                     break
             db.engine.dispose()
 
-    def events() -> None:
-        other = make_app(database_url)
+    def events(other) -> None:
         with other.app_context():
             for _ in range(25):
                 try:
@@ -57,7 +59,11 @@ def test_the_scheduler_and_invoice_events_take_turns(app, user_id, database_url,
             stop.set()
             db.engine.dispose()
 
-    in_threads([scheduler, events, events], workers=3)
+    scheduler_app, *event_apps = workers
+    in_threads(
+        [lambda: scheduler(scheduler_app), *(lambda a=a: events(a) for a in event_apps)],
+        workers=3,
+    )
     figures.add("events delivered", 50)
     assert errors == []
     with app.app_context():
