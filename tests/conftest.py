@@ -70,6 +70,21 @@ def _empty_all_tables(database_url: str) -> None:
     engine.dispose()
 
 
+# Production settings that pass every start-up check; tests change one at a time.
+SAFE_PRODUCTION = {
+    "APP_ENV": "production",
+    "SECRET_KEY": "s" * 40,
+    "JWT_SECRET": "j" * 40,
+    "STRIPE_SECRET_KEY": "sk_live_example",
+    "STRIPE_WEBHOOK_SECRET": "whsec_example",
+    "SESSION_COOKIE_SECURE": "true",
+    "PUBLIC_BASE_URL": "https://llmgen.example",
+    "ALLOWED_REDIRECT_HOSTS": "llmgen.example",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "MAIL_URL": "smtp://mailer:secret@smtp.llmgen.example:587?starttls=true",
+}
+
+
 def make_app(database_url: str, **overrides: Any) -> Flask:
     return create_app(TestConfig(SQLALCHEMY_DATABASE_URI=database_url, **overrides))
 
@@ -88,6 +103,16 @@ def app(_schema: None, database_url: str, config_overrides: dict[str, Any]) -> I
         db.session.remove()
         db.engine.dispose()
     _empty_all_tables(database_url)
+
+
+@pytest.fixture
+def other_worker(app: Flask, database_url: str) -> Iterator[Flask]:
+    """A second app on the same database (and secret key), like another gunicorn worker."""
+    other = make_app(database_url)
+    yield other
+    with other.app_context():
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture

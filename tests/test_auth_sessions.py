@@ -4,27 +4,15 @@ access token of the user, on every worker; logging in starts a fresh session (is
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
 from tests.api.conftest import PASSWORD, bearer, issue_api_key, issue_token
-from tests.conftest import AuthActions, create_user, csrf_token, make_app, sql
+from tests.conftest import AuthActions, create_user, csrf_token, sql
 from webapp.extensions import db
 from webapp.models import User
-
-
-@pytest.fixture
-def other_worker(app: Flask, database_url: str) -> Iterator[Flask]:
-    """A second app on the same database (and secret key), like another gunicorn worker."""
-    other = make_app(database_url)
-    yield other
-    with other.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def copy_of(client: FlaskClient, app: Flask | None = None) -> FlaskClient:

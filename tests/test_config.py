@@ -2,21 +2,9 @@
 
 import pytest
 
+from tests.conftest import SAFE_PRODUCTION
 from webapp import create_app
 from webapp.config import Config, ConfigError
-
-SAFE_PRODUCTION = {
-    "APP_ENV": "production",
-    "SECRET_KEY": "s" * 40,
-    "JWT_SECRET": "j" * 40,
-    "STRIPE_SECRET_KEY": "sk_live_example",
-    "STRIPE_WEBHOOK_SECRET": "whsec_example",
-    "SESSION_COOKIE_SECURE": "true",
-    "PUBLIC_BASE_URL": "https://llmgen.example",
-    "ALLOWED_REDIRECT_HOSTS": "llmgen.example",
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "MAIL_URL": "smtp://mailer:secret@smtp.llmgen.example:587?starttls=true",
-}
 
 
 def test_defaults_are_sandbox_and_sqlite_under_instance():

@@ -7,7 +7,7 @@ webhook or an admin would on another worker or host.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -15,22 +15,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from tests.conftest import CSRF_RE, AuthActions, create_user, csrf_token, make_app
+from tests.conftest import CSRF_RE, AuthActions, create_user, csrf_token
 from webapp.extensions import db
 from webapp.member_cache import FeedUnavailable, MemberCache, SqliteFeed
 from webapp.models import User
 from webapp.models.base import utcnow
 from webapp.models.billing import CreditEntry, Subscription
-
-
-@pytest.fixture
-def other_worker(app: Flask, database_url: str) -> Iterator[Flask]:
-    """A second app on the same database, like another gunicorn worker."""
-    other = make_app(database_url)
-    yield other
-    with other.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 @pytest.fixture

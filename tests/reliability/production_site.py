@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,19 +36,15 @@ from typing import Any
 import psycopg
 import requests
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.reliability.gunicorn import ROOT, free_port
+
 BIN = Path(sys.executable).parent
 PUBLIC_HOST = "llmgen.example"
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 REDIS_URL = os.environ.get("ATTACK_REDIS_URL", "redis://127.0.0.1:6379/0")
 STRIPE_KEY = "sk_test_production_site_attacks"
 CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def strong_password() -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.api.conftest import bearer, issue_token
 from tests.billing_helpers import subscribe
-from tests.conftest import AuthActions, create_user, csrf_token
+from tests.conftest import SAFE_PRODUCTION, AuthActions, create_user, csrf_token
 from webapp import create_app
 from webapp.config import DEV_JWT_SECRET, DEV_SECRET_KEY, Config, ConfigError
 from webapp.stripe_gateway import get_gateway
@@ -21,19 +21,6 @@ from webapp.stripe_gateway import get_gateway
 FORGED = {"Host": "evil.example"}
 HOSTS = "forged hosts and redirects"
 ENVIRONMENTS = "unknown environments and weak production settings"
-
-SAFE_PRODUCTION = {
-    "APP_ENV": "production",
-    "SECRET_KEY": "s" * 40,
-    "JWT_SECRET": "j" * 40,
-    "STRIPE_SECRET_KEY": "sk_live_example",
-    "STRIPE_WEBHOOK_SECRET": "whsec_example",
-    "SESSION_COOKIE_SECURE": "true",
-    "PUBLIC_BASE_URL": "https://llmgen.example",
-    "ALLOWED_REDIRECT_HOSTS": "llmgen.example",
-    "REDIS_URL": "redis://127.0.0.1:6379/0",
-    "MAIL_URL": "smtp://mailer:secret@smtp.llmgen.example:587?starttls=true",
-}
 
 
 # The test suite has secrets of its own; with the development ones, forged hosts are refused

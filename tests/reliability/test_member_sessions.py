@@ -9,14 +9,13 @@ import copy
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.billing_helpers import start_checkout
-from tests.conftest import AuthActions, create_user, csrf_token, make_app, sql
+from tests.conftest import AuthActions, create_user, csrf_token, sql
 from webapp.auth import sessions
 from webapp.catalog import CYCLES, get_catalog
 from webapp.extensions import db
@@ -27,16 +26,6 @@ PASSWORD = "correct horse battery"
 SESSIONS = "sessions and tokens after logout"
 CROSS_SITE_GET = "checkouts started by a cross-site GET"
 HARVEST = "CSRF tokens harvested through copy"
-
-
-@pytest.fixture
-def other_worker(app: Flask, database_url: str) -> Iterator[Flask]:
-    """A second app on the same database, like another gunicorn worker."""
-    other = make_app(database_url)
-    yield other
-    with other.app_context():
-        db.session.remove()
-        db.engine.dispose()
 
 
 def replay(client: FlaskClient, app: Flask) -> FlaskClient:

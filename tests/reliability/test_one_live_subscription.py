@@ -7,15 +7,9 @@ serialised per user, this made four live, charged subscriptions.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -23,10 +17,10 @@ import requests
 
 from tests.conftest import create_user, sql
 from tests.reliability.conftest import in_threads
+from tests.reliability.gunicorn import serve
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[2]
 CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 PLANS = [
     ("starter", "monthly"),
@@ -36,56 +30,17 @@ PLANS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def gunicorn(app, database_url, tmp_path) -> Iterator[str]:
     """The site under gunicorn with four sync workers, on the test's PostgreSQL database."""
-    port = free_port()
-    env = {
-        **os.environ,
+    settings = {
         "DATABASE_URL": database_url,
         "WEB_CONCURRENCY": "4",
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "GUNICORN_ACCESSLOG": "/dev/null",
         "RATELIMIT_ENABLED": "false",
         "SANDBOX_WEBHOOK_DELIVERY": "thread",
     }
-    bin_dir = Path(sys.executable).parent
-    log = tmp_path.joinpath("gunicorn.log").open("w")
-    process = subprocess.Popen(
-        [str(bin_dir / "gunicorn"), "--config", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not answer /healthz within 60 s:\n" + log_tail(tmp_path))
+    with serve(settings, tmp_path / "gunicorn.log") as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
-
-
-def log_tail(tmp_path: Path) -> str:
-    return "\n".join(tmp_path.joinpath("gunicorn.log").read_text().splitlines()[-30:])
 
 
 def token(session: requests.Session, url: str) -> str:

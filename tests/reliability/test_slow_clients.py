@@ -9,11 +9,7 @@ and give each request a thread, so a few slow clients take a few threads, not th
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,44 +17,21 @@ from pathlib import Path
 
 import requests
 
-from tests.reliability.test_one_live_subscription import ROOT, free_port
+from tests.reliability.gunicorn import serve
 
 GROUP = "limits, reused checkouts, weak passwords, form targets"
 WORKERS = 2
 
 
 @contextmanager
-def gunicorn(database_url: str, threads: int) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
+def gunicorn(database_url: str, threads: int, log_path: Path) -> Iterator[str]:
+    settings = {
         "DATABASE_URL": database_url,
         "WEB_CONCURRENCY": str(WORKERS),
         "GUNICORN_THREADS": str(threads),
-        "GUNICORN_BIND": f"127.0.0.1:{port}",
-        "GUNICORN_ACCESSLOG": "/dev/null",
     }
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "gunicorn"), "--config", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.RequestException:
-                time.sleep(0.2)
+    with serve(settings, log_path) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def slow_clients(url: str, count: int) -> list[socket.socket]:
@@ -84,13 +57,13 @@ def answers_while_slow_clients_wait(url: str) -> bool:
             sock.close()
 
 
-def test_slow_clients_hold_every_sync_worker(database_url):
+def test_slow_clients_hold_every_sync_worker(database_url, tmp_path):
     """Why the README asks for a buffering reverse proxy in front of sync workers."""
-    with gunicorn(database_url, threads=1) as url:
+    with gunicorn(database_url, threads=1, log_path=tmp_path / "gunicorn.log") as url:
         assert requests.get(f"{url}/healthz", timeout=3).status_code == 200
         assert not answers_while_slow_clients_wait(url)
 
 
-def test_gthread_workers_keep_answering_while_slow_clients_wait(database_url, figures):
-    with gunicorn(database_url, threads=4) as url:
+def test_gthread_workers_keep_answering_while_slow_clients_wait(database_url, figures, tmp_path):
+    with gunicorn(database_url, threads=4, log_path=tmp_path / "gunicorn.log") as url:
         assert figures.attack(GROUP, refused=answers_while_slow_clients_wait(url))
