@@ -49,6 +49,9 @@ class User(UserMixin, db.Model):
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Set by `flask users deactivate`: the account can no longer log in or use the API.
     deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When the owner deleted the account: personal data is anonymised, the ledger and invoices
+    # stay as accounting records, and the row can never log in again.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def set_password(self, password: str) -> None:
         # Werkzeug's default is scrypt, a memory-hard KDF.
