@@ -54,14 +54,6 @@ def faults(app: Flask, *, fail_path: str | None = None) -> None:
             switches.clear()
 
 
-@pytest.fixture
-def member(app: Flask, user_id: int) -> Member:
-    with app.app_context():
-        member = Member(app, user_id)
-        member.subscribe("professional", "monthly")
-    return member
-
-
 def mail_rows(app: Flask) -> list[tuple]:
     return sql(app, "select to_address, subject, status, text_body from outgoing_mail order by id")
 
