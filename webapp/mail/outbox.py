@@ -14,6 +14,7 @@ from flask import current_app, has_request_context, render_template
 
 from webapp.database import insert_or_ignore
 from webapp.extensions import db
+from webapp.mail.erasure import is_erased_address
 from webapp.models import MailStatus, OutgoingMail
 from webapp.models.base import utcnow
 
@@ -51,6 +52,8 @@ def render_mail(template: str, subject: str, **context: Any) -> RenderedMail:
 
 def queue_mail(to: str, template: str, subject: str, dedupe_key: str, **context: Any) -> bool:
     """Add a message to the outbox in the current transaction; False if `dedupe_key` was queued."""
+    if is_erased_address(to):
+        return False  # a deleted account: there is no one to write to
     mail = render_mail(template, subject, **context)
     inserted = insert_or_ignore(
         OutgoingMail,
