@@ -5,16 +5,15 @@ invoice.payment_action_required), and paying an open invoice on its hosted page.
 from __future__ import annotations
 
 import re
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import stripe
-from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.sandbox.helpers import (
     advance,
+    answer_challenge,
     client_of,
     event_types,
     events_of,
@@ -23,6 +22,7 @@ from tests.sandbox.helpers import (
     pay,
     raw,
     subscribe,
+    subscribe_3ds,
 )
 from webapp.stripe_gateway import StripeGateway
 
@@ -32,24 +32,8 @@ THREE_DS_PATH = re.compile(r"^/sandbox/3ds/sandbox_3ds_\w+$")
 
 
 def answer(client: FlaskClient, location: str, action: str):
-    """Press "Complete" or "Fail" on the 3-D Secure test page."""
-    path = urlsplit(location).path
-    assert THREE_DS_PATH.match(path), location
-    token, html = form_token(client, path)
-    assert "Complete authentication" in html and "Fail authentication" in html
-    return client.post(path, data={"csrf_token": token, "action": action})
-
-
-def subscribe_3ds(app: Flask, gateway: StripeGateway) -> Any:
-    """Check out with the 3-D Secure card and complete the challenge."""
-    session = new_checkout(gateway)
-    client = client_of(app)
-    started = pay(client, session.url, NEEDS_3DS)
-    assert started.status_code == 303
-    done = answer(client, started.headers["Location"], "complete")
-    assert done.status_code == 303
-    assert done.headers["Location"].endswith(f"session_id={session.id}")
-    return gateway.retrieve_subscription(gateway.retrieve_checkout_session(session.id).subscription)
+    assert THREE_DS_PATH.match(urlsplit(location).path), location
+    return answer_challenge(client, location, action)
 
 
 def since(gateway: StripeGateway, count: int) -> list[str]:
