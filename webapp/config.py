@@ -52,6 +52,14 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _int_or_text(value: str) -> int | str:
+    """An integer setting, or the text as given, for a start-up check to refuse by name."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
 def _list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
@@ -134,6 +142,11 @@ class Config:
         self.SANDBOX_DELIVER_TO_SELF = _bool(env.get("SANDBOX_DELIVER_TO_SELF"), default=True)
         # Sandbox only: the base URL of hosted pages when no request names the host (CLI, serve).
         self.SANDBOX_PUBLIC_URL = env.get("SANDBOX_PUBLIC_URL", "")
+        # Sandbox only: days before a renewal that `invoice.upcoming` is sent (Stripe's
+        # "Upcoming renewal events" setting: 3, 7, 15, 30 or 45).
+        self.SANDBOX_UPCOMING_INVOICE_DAYS = _int_or_text(
+            env.get("SANDBOX_UPCOMING_INVOICE_DAYS", "7")
+        )
 
         # Billing rules.
         self.PAST_DUE_GRACE_DAYS = int(env.get("PAST_DUE_GRACE_DAYS", "7"))
