@@ -10,7 +10,7 @@ import pytest
 from flask import Flask
 
 from tests.billing_helpers import subscribe
-from tests.conftest import AuthActions, create_user, csrf_token, make_app
+from tests.conftest import AuthActions, create_user, csrf_token, make_app, sql
 from webapp import create_app
 from webapp.config import Config, ConfigError
 from webapp.stripe_gateway import SANDBOX_API_KEY
@@ -294,6 +294,10 @@ def test_no_secret_appears_in_the_logs_of_a_full_flow(app, client, auth, caplog)
         caplog.set_level(logging.DEBUG, logger=name)
     password = "Tr0ub4dor&3-reliability"
     assert auth.signup("ada@example.com", password).status_code == 303
+    # API keys wait for a verified address: open the link of the sign-up mail.
+    [(text,)] = sql(app, "select text_body from outgoing_mail")
+    verify = re.search(r"http://localhost(/verify-email/\S+)", text)
+    assert verify and client.get(verify.group(1)).status_code == 303
     session_cookie = client.get_cookie("session").value
     session_id = subscribe(client, "professional", "monthly")
     client.get(f"/checkout/success?session_id={session_id}")
