@@ -6,7 +6,6 @@ Templates: `templates/email/<name>.html` + `.txt`; every link is absolute (`publ
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 
 from flask import current_app
@@ -24,13 +23,9 @@ CHANGE_REQUESTED_SUBJECT = "A change of your LLMGen email address was requested"
 CHANGED_SUBJECT = "Your LLMGen email address was changed"
 
 
-def _token_key(kind: str, token: str) -> str:
-    """A dedupe key per link: the same link is never queued twice, each new one is."""
-    return f"{kind}:{hashlib.sha256(token.encode()).hexdigest()[:32]}"
-
-
 def _event_key(kind: str, user: User) -> str:
-    """A dedupe key per notice: each is caused by one request, never replayed."""
+    """A dedupe key per message: each is caused by one request, which is never replayed (two
+    requests in the same second may mail the same link twice; both work)."""
     return f"{kind}:{user.id}:{secrets.token_hex(8)}"
 
 
@@ -52,7 +47,7 @@ def password_reset(user: User | None, email: str) -> None:
         user.email,
         "password_reset",
         RESET_SUBJECT,
-        _token_key("password-reset", token),
+        _event_key("password-reset", user),
         **_reset_context(user, token),
     )
 
@@ -72,7 +67,7 @@ def verification(user: User) -> None:
         user.email,
         "verify_email",
         VERIFY_SUBJECT,
-        _token_key("verify-email", token),
+        _event_key("verify-email", user),
         email=user.email,
         link=public_url("recovery.verify_email", token=token),
         days=current_app.config["EMAIL_VERIFY_MAX_AGE"] // 86400,
@@ -112,7 +107,7 @@ def email_change_confirm(user: User, new_email: str, *, send: bool) -> None:
         new_email,
         "email_change_confirm",
         CHANGE_CONFIRM_SUBJECT,
-        _token_key("change-email", token),
+        _event_key("change-email", user),
         **context,
     )
 
