@@ -138,11 +138,28 @@ def test_the_logged_in_owner_lands_on_the_account_page(app):
     create_user(app)
     auth = logged_in(app)
     change_email(auth.client, "ada@new.example")
+    # The account page puts the user's row in the member cache; the confirmation, which loads
+    # the logged-in user while rendering its mail, must not bring the cached address back.
+    auth.client.get("/account")
     response = auth.client.get(last_link(app, "ada@new.example", "/account/email/confirm/"))
     assert response.status_code == 303 and response.headers["Location"] == "/account"
-    assert "Your email address is now ada@new.example" in auth.client.get("/account").get_data(
-        as_text=True
+    html = auth.client.get("/account").get_data(as_text=True)
+    assert "Your email address is now ada@new.example" in html
+    assert "Signed in as <strong>ada@new.example</strong>" in html
+    assert sql(app, "select email, email_verified_at is not null from users") == [
+        ("ada@new.example", True)
+    ]
+
+
+def test_a_reset_in_a_browser_logged_in_as_the_owner_marks_the_address_verified(app):
+    create_user(app, verified=False)
+    auth = logged_in(app)
+    auth.client.get("/account")  # the row, unverified, in the member cache
+    forgot(auth.client, "ada@example.com")
+    assert (
+        reset(auth.client, last_link(app, "ada@example.com", "/password/reset/")).status_code == 303
     )
+    assert sql(app, "select email_verified_at is not null from users") == [(True,)]
 
 
 def test_a_wrong_password_or_the_same_address_is_refused(app):
