@@ -245,6 +245,14 @@ def test_the_reset_page_without_a_link_is_a_400(client):
     assert client.get("/password/reset").status_code == 400
 
 
+def test_a_link_too_long_to_be_ours_is_refused_at_once(client):
+    response = client.get("/password/reset/" + "x" * 5000)
+    assert response.status_code == 400 and "This link is not valid" in response.get_data(
+        as_text=True
+    )
+    assert not client.get_cookie("session")
+
+
 def test_a_weak_new_password_is_refused_and_the_link_still_works(app, client):
     create_user(app, "ada@example.com")
     forgot(client, "ada@example.com")

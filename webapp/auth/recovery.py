@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 ANSWER_SECONDS = 0.25
 RESET_TOKEN_KEY = "password_reset_token"
 RESET_SENT_KEY = "password_reset_sent_to"
+# Our tokens are about 120 characters; anything much longer is not one of them, and would not
+# fit in the session cookie.
+MAX_TOKEN_LENGTH = 512
 
 
 @bp.before_request
@@ -120,8 +123,10 @@ def reset_sent() -> Response | str:
 
 
 @bp.get("/password/reset/<token>")
-def open_reset_link(token: str) -> Response:
+def open_reset_link(token: str) -> Response | tuple[str, int]:
     """The mailed link: keep the token in the session and continue on a URL without it."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        return link_problem(False)
     session[RESET_TOKEN_KEY] = token
     return redirect(url_for("recovery.reset_password"), code=303)
 
