@@ -38,6 +38,9 @@ LIMIT_SETTINGS = (
     "LOGIN_DEVICE_RATE_LIMIT",
     "SIGNUP_RATE_LIMIT",
     "SIGNUP_GLOBAL_RATE_LIMIT",
+    "PASSWORD_RESET_RATE_LIMIT",
+    "PASSWORD_RESET_ACCOUNT_RATE_LIMIT",
+    "VERIFY_EMAIL_RESEND_RATE_LIMIT",
     "API_RATE_LIMIT",
 )
 
@@ -164,6 +167,12 @@ class Config:
             env.get("MAIL_DELIVER_AFTER_COMMIT"), default=self.APP_ENV != "production"
         )
 
+        # Links mailed for account recovery (webapp/auth/tokens.py), seconds they stay valid:
+        # a password reset (also single-use), an address verification, an address change.
+        self.PASSWORD_RESET_MAX_AGE = int(env.get("PASSWORD_RESET_MAX_AGE", "3600"))
+        self.EMAIL_VERIFY_MAX_AGE = int(env.get("EMAIL_VERIFY_MAX_AGE", str(7 * 86400)))
+        self.EMAIL_CHANGE_MAX_AGE = int(env.get("EMAIL_CHANGE_MAX_AGE", str(86400)))
+
         # The JSON API.
         self.JWT_SECRET = env.get("JWT_SECRET") or DEV_JWT_SECRET
         self.JWT_LIFETIME_SECONDS = int(env.get("JWT_LIFETIME_SECONDS", "3600"))
@@ -196,6 +205,17 @@ class Config:
         self.SIGNUP_RATE_LIMIT = env.get("SIGNUP_RATE_LIMIT", "3 per minute; 10 per hour")
         self.SIGNUP_GLOBAL_RATE_LIMIT = env.get(
             "SIGNUP_GLOBAL_RATE_LIMIT", "2 per second; 60 per minute"
+        )
+        # "Forgot password" mails: per client address, and per address typed (known or not).
+        self.PASSWORD_RESET_RATE_LIMIT = env.get(
+            "PASSWORD_RESET_RATE_LIMIT", "5 per minute; 20 per hour"
+        )
+        self.PASSWORD_RESET_ACCOUNT_RATE_LIMIT = env.get(
+            "PASSWORD_RESET_ACCOUNT_RATE_LIMIT", "3 per 15 minutes; 10 per day"
+        )
+        # "Resend the verification mail", per account.
+        self.VERIFY_EMAIL_RESEND_RATE_LIMIT = env.get(
+            "VERIFY_EMAIL_RESEND_RATE_LIMIT", "3 per 15 minutes; 10 per day"
         )
         self.API_RATE_LIMIT = env.get("API_RATE_LIMIT", "120 per minute")
 

@@ -25,7 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from webapp import member_cache
-from webapp.auth import sessions
+from webapp.auth import mails, sessions
 from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
 from webapp.auth.limits import device_for, remember_device, spend_login_attempt
@@ -162,9 +162,10 @@ def signup() -> Response | str:
 
 
 def create_account(form: SignupForm) -> User | None:
-    """Insert the user; if the address is taken, note the attempt for its owner instead.
+    """Insert the user and queue the mail that verifies the address; if the address is taken,
+    note the attempt for its owner instead.
 
-    Both ways hash the password and write one row, so they take about the same time.
+    Both ways hash the password and write, so they take about the same time.
     """
     email = normalise_email(form.email.data)
     user = User(email=email)
@@ -174,6 +175,8 @@ def create_account(form: SignupForm) -> User | None:
         return None
     db.session.add(user)
     try:
+        db.session.flush()  # the id, for the link
+        mails.verification(user)
         db.session.commit()
     except IntegrityError:
         # Two sign-ups raced for the same address; the unique index let only one through.
