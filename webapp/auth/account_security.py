@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response
 from webapp.auth import mails, sessions, tokens
 from webapp.auth.forms import ChangeEmailForm, ChangePasswordForm
 from webapp.auth.limits import spend_login_attempt
-from webapp.auth.recovery import link_problem, load_current_user_first
+from webapp.auth.recovery import link_problem
 from webapp.database import lock_row
 from webapp.extensions import db
 from webapp.models import User
@@ -36,10 +36,6 @@ bp = Blueprint("account_security", __name__, url_prefix="/account")
 log = logging.getLogger(__name__)
 
 WRONG_PASSWORD = "That is not your current password."
-
-
-# Changes the users row after rendering mail: see `recovery.load_current_user_first`.
-bp.before_request(load_current_user_first)
 
 
 @bp.after_request

@@ -63,17 +63,6 @@ RESET_SENT_KEY = "password_reset_sent_to"
 MAX_TOKEN_LENGTH = 512
 
 
-@bp.before_request
-def load_current_user_first() -> None:
-    """Load the logged-in user (if any) before a view changes the users row.
-
-    `load_user` merges its cached copy of the row into the session with load=False, which
-    overwrites changes made to that row earlier in the request; and it runs at the first
-    render_template (Flask-Login's context processor), such as the one that renders a mail.
-    """
-    _ = current_user.is_authenticated
-
-
 @bp.after_request
 def keep_private(response: Response) -> Response:
     """These pages are one person's and may carry a token: never cached, never a Referer."""

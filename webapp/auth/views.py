@@ -21,6 +21,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
@@ -64,6 +65,12 @@ def load_user(stored_id: str) -> User | None:
         columns = _user_columns(user_id)
     if not sessions.is_current(columns, version):
         return None
+    # Flask-Login loads the user lazily, at the first `current_user` (often a template rendered
+    # late in a view). If the view already loaded the row, and maybe changed it, that object is
+    # the user: merging the cached copy onto it would put the old values back.
+    present = db.session.identity_map.get(identity_key(User, user_id))
+    if present is not None:
+        return present
     # Rebuild the row as if just loaded (no attribute counts as changed) and attach it without
     # a SELECT, so views that update the user still work through the session.
     user = User(**columns)
