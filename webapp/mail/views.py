@@ -42,9 +42,19 @@ def message(mail_id: int) -> str:
 @bp.get("/<int:mail_id>/html")
 def message_html(mail_id: int) -> Response:
     mail = db.get_or_404(OutgoingMail, mail_id)
-    response = Response(mail.html_body, mimetype="text/html")
+    response = Response(opening_links_in_the_tab(mail.html_body), mimetype="text/html")
     # Set before the site's defaults (which only fill in what is missing): this document may be
     # framed by the mailbox page, and nothing else.
     response.headers["Content-Security-Policy"] = MESSAGE_HTML_POLICY
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
+
+
+def opening_links_in_the_tab(html: str) -> str:
+    """The message with its links aimed at the whole tab, as a mail client opens them: inside
+    the frame they would lead to our own pages, which refuse to be framed."""
+    base = '<base target="_top">'
+    head = html.find("<head>")
+    if head == -1:
+        return base + html
+    return html[: head + len("<head>")] + base + html[head + len("<head>") :]
