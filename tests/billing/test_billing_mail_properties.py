@@ -90,7 +90,8 @@ def _build_story(app) -> dict[str, Any]:
 
 
 class Stripe:
-    """Stripe's present state, and what each event is about (its subscription and invoice)."""
+    """Stripe's present state, and what each event is about: the subscription whose state its
+    handler stores, and the invoice."""
 
     def __init__(self, events: list[dict[str, Any]]) -> None:
         self.client = get_gateway().client.v1
@@ -107,7 +108,13 @@ class Stripe:
         if kind.startswith(("charge.", "refund.")):
             invoice = get_gateway().invoice_for_payment_intent(_id(obj["payment_intent"]))
             return (self._subscription_of(invoice), invoice) if invoice else (None, None)
-        return None, None  # checkout sessions and the rest: no billing mail of theirs
+        if kind.startswith("checkout.session."):
+            # Its fulfilment stores the invoice it paid (a refund on it is told then), but says
+            # nothing about the subscription's later state.
+            session = self.client.checkout.sessions.retrieve(obj["id"])
+            paid = session.status == "complete" and session.payment_status == "paid"
+            return None, _id(session.invoice) if paid else None
+        return None, None
 
     def _subscription_of(self, invoice_id: str) -> str | None:
         invoice = self.client.invoices.retrieve(invoice_id)
@@ -213,7 +220,9 @@ def test_each_billing_mail_is_queued_once_and_only_when_stripe_says_so(app):
             rows = db.session.execute(select(OutgoingMail.kind, OutgoingMail.dedupe_key)).all()
             expected = stripe.expected(set(order), by_id)
         billing_keys = sorted(key for kind, key in rows if kind != "credits_low")
-        assert billing_keys == sorted(expected), order
+        assert billing_keys == sorted(expected), [
+            (by_id[e]["type"], stripe.about[e]) for e in order
+        ]
         low = [key for kind, key in rows if kind == "credits_low"]
         assert len(low) <= 1 and all(key.startswith("credits_low:") for key in low)
 

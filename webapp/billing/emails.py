@@ -12,7 +12,8 @@ about the same state, queues nothing new:
 - cancellation: the subscription and when it ends (many `subscription.updated` events say so);
 - scheduled downgrade: the subscription, the plan and cycle it switches to, and when;
 - refund: the invoice and the total refunded on it, which every new refund (or credit note)
-  raises, whichever of its events (`charge.refunded`, `refund.*`, `credit_note.*`) comes first;
+  raises; sent by whatever first stores the higher total (any of its events, `charge.refunded`,
+  `refund.*`, `credit_note.*`, `invoice.*`, or a checkout's fulfilment), before it commits;
 - receipt: the invoice; credits low: the member and the ledger entry that crossed the line.
 
 Essential messages are always sent; receipts and "credits low" are not essential: each carries a
@@ -23,7 +24,6 @@ to a deleted or deactivated account.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 
 from webapp.billing.base import LIVE_STATUSES, dig, from_timestamp
 from webapp.billing.credits import LEDGER_WRITES, LedgerWrite
+from webapp.billing.invoices import REFUNDS_SEEN, RefundSeen
 from webapp.billing.stripe_facts import SubscriptionFacts
 from webapp.billing.sync import InvoiceState
 from webapp.catalog import format_money
@@ -57,33 +58,15 @@ SAME_RENEWAL = timedelta(days=2)
 # --- the event's hook ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Before:
-    """What we held before an event's effects: an invoice's refunded total, if we had it."""
-
-    invoice_id: str | None = None
-    refunded: int = 0
-
-
-def before_apply(facts: Any) -> Before:
-    """Read, inside the event's transaction, what the mails compare the effects with."""
-    if isinstance(facts, InvoiceState):
-        refunded = db.session.scalar(
-            select(Invoice.amount_refunded).where(Invoice.id == facts.invoice.id)
-        )
-        return Before(facts.invoice.id, refunded or 0)
-    return Before()
-
-
-def after_apply(event: dict[str, Any], facts: Any, before: Before) -> None:
+def after_apply(event: dict[str, Any], facts: Any) -> None:
     """Queue the mails the event's (re-read, now stored) state calls for."""
     if facts is None:
         return
     with url_context():
-        _after_apply(event, facts, before)
+        _after_apply(event, facts)
 
 
-def _after_apply(event: dict[str, Any], facts: Any, before: Before) -> None:
+def _after_apply(event: dict[str, Any], facts: Any) -> None:
     kind = event["type"]
     if isinstance(facts, InvoiceState):
         invoice = db.session.get(Invoice, facts.invoice.id)
@@ -96,7 +79,6 @@ def _after_apply(event: dict[str, Any], facts: Any, before: Before) -> None:
             _payment_action_required(event["id"], invoice, due)
         elif kind == "invoice.paid":
             _receipt(invoice)
-        _refund(invoice, before)
         if facts.subscription is not None:
             _subscription_state(facts.subscription.id)
     elif isinstance(facts, SubscriptionFacts):
@@ -228,19 +210,19 @@ def _subscription_state(subscription_id: str) -> None:
         )
 
 
-def _refund(invoice: Invoice, before: Before) -> None:
-    """Money went back on an invoice (a refund or a credit note): how much, and the credits it
-    took back (the ledger entries this transaction wrote for the invoice)."""
-    if before.invoice_id != invoice.id or invoice.amount_refunded <= before.refunded:
+def _refund(seen: RefundSeen, writes: list[LedgerWrite]) -> None:
+    """Money went back on an invoice (a refund or a credit note): how much, and the credits
+    this transaction took back for it (its ledger entries for the invoice)."""
+    invoice = db.session.get(Invoice, seen.invoice_id)
+    if invoice is None:
         return
-    writes: list[LedgerWrite] = db.session.info.get(LEDGER_WRITES, [])
     taken = -sum(w.amount for w in writes if w.invoice_id == invoice.id and w.amount < 0)
     _send(
         invoice.user_id,
         "refund_issued",
         "Your refund is on its way",
-        f"refund_issued:{invoice.id}:{invoice.amount_refunded}",
-        amount=_money(invoice.amount_refunded - before.refunded, invoice.currency),
+        f"refund_issued:{invoice.id}:{seen.after}",
+        amount=_money(seen.after - seen.before, invoice.currency),
         number=invoice.number or invoice.id,
         credits_taken=taken,
         action_url=public_url("account.index"),
@@ -309,28 +291,33 @@ def credit_balance(user_id: int) -> int:
     return int(total or 0)
 
 
-def _check_ledger_writes(session: Session) -> None:
-    """Before any commit that wrote credit entries: the credits-low check, in that transaction,
-    whatever wrote them (a webhook, the success page, the monthly scheduler, usage)."""
+def _before_commit(session: Session) -> None:
+    """Before any commit that stored a refund or wrote credit entries, in that transaction,
+    whatever did it (a webhook, the success page, the monthly scheduler, usage): the refund
+    mail, then the credits-low check."""
+    refunds: list[RefundSeen] = session.info.pop(REFUNDS_SEEN, None) or []
     writes: list[LedgerWrite] = session.info.pop(LEDGER_WRITES, None) or []
-    if not writes or not has_app_context() or session is not db.session():
+    if not (refunds or writes) or not has_app_context() or session is not db.session():
         return
     fell: dict[int, bool] = {}
     for write in writes:
         fell[write.user_id] = fell.get(write.user_id, False) or write.amount < 0
     with url_context():
+        for seen in refunds:
+            _refund(seen, writes)
         for user_id, went_down in sorted(fell.items()):
             check_credits_low(user_id, fell=went_down)
 
 
-def _forget_ledger_writes(session: Session) -> None:
+def _forget(session: Session) -> None:
     session.info.pop(LEDGER_WRITES, None)
+    session.info.pop(REFUNDS_SEEN, None)
 
 
 def init_app() -> None:
-    if not orm_event.contains(Session, "before_commit", _check_ledger_writes):
-        orm_event.listen(Session, "before_commit", _check_ledger_writes)
-        orm_event.listen(Session, "after_rollback", _forget_ledger_writes)
+    if not orm_event.contains(Session, "before_commit", _before_commit):
+        orm_event.listen(Session, "before_commit", _before_commit)
+        orm_event.listen(Session, "after_rollback", _forget)
 
 
 # --- preferences and unsubscribing ----------------------------------------------------------

@@ -209,9 +209,8 @@ def process_event(event: dict) -> EventOutcome:
             db.session.rollback()
             return EventOutcome("duplicate")
         if handler:
-            before = emails.before_apply(facts)
             handler.apply(facts)
-            emails.after_apply(event, facts, before)  # its mail, in the same transaction
+            emails.after_apply(event, facts)  # its mail, in the same transaction
         db.session.commit()
     except Exception as exc:
         db.session.rollback()
