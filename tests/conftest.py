@@ -16,6 +16,7 @@ from webapp import create_app
 from webapp.config import TestConfig
 from webapp.extensions import db
 from webapp.models import User
+from webapp.models.base import utcnow
 
 
 @pytest.fixture(scope="session")
@@ -143,9 +144,12 @@ def create_user(
     email: str = "ada@example.com",
     password: str = "correct horse battery",
     role: str = "user",
+    verified: bool = True,
 ) -> int:
+    """An established account (its address verified, as `flask users create` makes them);
+    `verified=False` for one fresh from sign-up."""
     with app.app_context():
-        user = User(email=email, role=role)
+        user = User(email=email, role=role, email_verified_at=utcnow() if verified else None)
         user.set_password(password)
         db.session.add(user)
         db.session.commit()

@@ -155,3 +155,21 @@ def test_end_sessions_bumps_the_version_once_per_call(app):
         sessions.end_sessions(user_id)
         sessions.end_sessions(user_id)
     assert sql(app, "select session_version from users") == [(2,)]
+
+
+def test_loading_the_session_user_keeps_changes_made_to_the_row_earlier_in_the_request(app):
+    """Flask-Login loads the user lazily (at the first template, say, of a mail a view renders
+    after changing the row): that load must not overwrite the change with the cached copy."""
+    from webapp.auth.views import load_user
+
+    user_id = create_user(app, email="before@example.com")
+    with app.test_request_context():
+        assert load_user(f"{user_id}:0") is not None  # the row, as it was, in the member cache
+    with app.test_request_context():
+        row = db.session.get(User, user_id)
+        row.email = "after@example.com"
+        loaded = load_user(row.get_id())
+        assert loaded is row
+        db.session.commit()
+    with app.app_context():
+        assert db.session.get(User, user_id).email == "after@example.com"

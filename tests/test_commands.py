@@ -35,6 +35,8 @@ def test_users_create_makes_a_user_with_a_role(app, runner):
     assert result.exit_code == 0, result.output
     assert "created user" in result.output
     assert sql(app, "select email, role from users") == [("mia@example.com", "marketing")]
+    # An operator vouches for the address: the account is verified (it may create API keys).
+    assert sql(app, "select count(*) from users where email_verified_at is not null") == [(1,)]
     assert (
         AuthActions(app, app.test_client()).login("mia@example.com", "long enough pw").status_code
         == 303
@@ -141,7 +143,7 @@ def test_raising_a_role_keeps_sessions_and_grants_access(app, client, auth, runn
 
 
 def test_list_shows_roles_states_and_subscriptions(app, runner):
-    ada = create_user(app)
+    ada = create_user(app, verified=False)
     create_user(app, email="bob@example.com", role="admin")
     with app.app_context():
         db.session.add(

@@ -90,6 +90,8 @@ def register_blueprints(app: Flask) -> None:
     from webapp.admin.views import bp as admin_bp
     from webapp.api.keys_views import bp as api_keys_bp
     from webapp.api.views import bp as api_bp
+    from webapp.auth.account_security import bp as account_security_bp
+    from webapp.auth.recovery import bp as recovery_bp
     from webapp.auth.views import bp as auth_bp
     from webapp.checkout.views import bp as checkout_bp
     from webapp.health.views import bp as health_bp
@@ -99,7 +101,9 @@ def register_blueprints(app: Flask) -> None:
     for blueprint in (
         pricing_bp,
         auth_bp,
+        recovery_bp,
         account_bp,
+        account_security_bp,
         checkout_bp,
         webhooks_bp,
         admin_bp,

@@ -13,11 +13,13 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from webapp import stripe_gateway
+from webapp.account.deletion import DeletionBusy, delete_account
 from webapp.admin.commands import copy_cli
 from webapp.auth import account_status, sessions
 from webapp.auth.passwords import password_problem
 from webapp.extensions import db
 from webapp.models import Role, Subscription, User
+from webapp.models.base import utcnow
 from webapp.models.user import normalise_email
 from webapp.stripe_catalog import stripe_cli
 
@@ -93,7 +95,8 @@ def create_user(email: str, role: str) -> None:
     if db.session.scalar(select(User.id).where(User.email == email)) is not None:
         raise click.ClickException(f"a user with email {email} already exists")
     password = read_new_password(email)
-    user = User(email=email, role=role)
+    # An operator vouches for the address: no verification mail, and API keys may be created.
+    user = User(email=email, role=role, email_verified_at=utcnow())
     user.set_password(password)
     db.session.add(user)
     db.session.commit()
@@ -219,6 +222,33 @@ def deactivate_user(email: str, reactivate: bool) -> None:
         f"{revoked} API key{'' if revoked == 1 else 's'} revoked; "
         "any subscription is left as it is"
     )
+
+
+@users_cli.command("delete")
+@click.option("--email", required=True)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_user(email: str, yes: bool) -> None:
+    """Delete an account, as its owner can on /account/delete (the same code).
+
+    Its subscriptions are cancelled at Stripe at once (no refund) and the Stripe customer is
+    deleted; the row is anonymised, API keys revoked, sessions and tokens ended; invoices and
+    the credits ledger stay as accounting records; one confirmation mail goes to the address.
+    """
+    user = _user_by_email(email)
+    if not yes:
+        click.confirm(
+            f"Delete user {user.id} <{user.email}>: cancel any plan at Stripe now, without a "
+            "refund, and anonymise the account? This cannot be undone",
+            abort=True,
+        )
+    try:
+        deletion = delete_account(user.id)
+    except stripe_gateway.PaymentProviderError as exc:
+        raise click.ClickException(f"Stripe failed; nothing was deleted: {exc}") from None
+    except DeletionBusy as exc:
+        raise click.ClickException(str(exc)) from None
+    cancelled = ", ".join(deletion.subscriptions_cancelled) or "none"
+    click.echo(f"deleted user {user.id}; subscriptions cancelled at once: {cancelled}")
 
 
 webhooks_cli = AppGroup("webhooks", help="Inspect and re-process Stripe webhook events.")

@@ -38,6 +38,9 @@ LIMIT_SETTINGS = (
     "LOGIN_DEVICE_RATE_LIMIT",
     "SIGNUP_RATE_LIMIT",
     "SIGNUP_GLOBAL_RATE_LIMIT",
+    "PASSWORD_RESET_RATE_LIMIT",
+    "PASSWORD_RESET_ACCOUNT_RATE_LIMIT",
+    "VERIFY_EMAIL_RESEND_RATE_LIMIT",
     "API_RATE_LIMIT",
 )
 
@@ -50,6 +53,14 @@ def _bool(value: str | None, default: bool = False) -> bool:
     if value is None or value == "":
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int_or_text(value: str) -> int | str:
+    """An integer setting, or the text as given, for a start-up check to refuse by name."""
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def _list(value: str | None) -> list[str]:
@@ -134,6 +145,11 @@ class Config:
         self.SANDBOX_DELIVER_TO_SELF = _bool(env.get("SANDBOX_DELIVER_TO_SELF"), default=True)
         # Sandbox only: the base URL of hosted pages when no request names the host (CLI, serve).
         self.SANDBOX_PUBLIC_URL = env.get("SANDBOX_PUBLIC_URL", "")
+        # Sandbox only: days before a renewal that `invoice.upcoming` is sent (Stripe's
+        # "Upcoming renewal events" setting: 3, 7, 15, 30 or 45).
+        self.SANDBOX_UPCOMING_INVOICE_DAYS = _int_or_text(
+            env.get("SANDBOX_UPCOMING_INVOICE_DAYS", "7")
+        )
 
         # Billing rules.
         self.PAST_DUE_GRACE_DAYS = int(env.get("PAST_DUE_GRACE_DAYS", "7"))
@@ -155,6 +171,12 @@ class Config:
         self.MAIL_DELIVER_AFTER_COMMIT = _bool(
             env.get("MAIL_DELIVER_AFTER_COMMIT"), default=self.APP_ENV != "production"
         )
+
+        # Links mailed for account recovery (webapp/auth/tokens.py), seconds they stay valid:
+        # a password reset (also single-use), an address verification, an address change.
+        self.PASSWORD_RESET_MAX_AGE = int(env.get("PASSWORD_RESET_MAX_AGE", "3600"))
+        self.EMAIL_VERIFY_MAX_AGE = int(env.get("EMAIL_VERIFY_MAX_AGE", str(7 * 86400)))
+        self.EMAIL_CHANGE_MAX_AGE = int(env.get("EMAIL_CHANGE_MAX_AGE", str(86400)))
 
         # The JSON API.
         self.JWT_SECRET = env.get("JWT_SECRET") or DEV_JWT_SECRET
@@ -188,6 +210,17 @@ class Config:
         self.SIGNUP_RATE_LIMIT = env.get("SIGNUP_RATE_LIMIT", "3 per minute; 10 per hour")
         self.SIGNUP_GLOBAL_RATE_LIMIT = env.get(
             "SIGNUP_GLOBAL_RATE_LIMIT", "2 per second; 60 per minute"
+        )
+        # "Forgot password" mails: per client address, and per address typed (known or not).
+        self.PASSWORD_RESET_RATE_LIMIT = env.get(
+            "PASSWORD_RESET_RATE_LIMIT", "5 per minute; 20 per hour"
+        )
+        self.PASSWORD_RESET_ACCOUNT_RATE_LIMIT = env.get(
+            "PASSWORD_RESET_ACCOUNT_RATE_LIMIT", "3 per 15 minutes; 10 per day"
+        )
+        # "Resend the verification mail", per account.
+        self.VERIFY_EMAIL_RESEND_RATE_LIMIT = env.get(
+            "VERIFY_EMAIL_RESEND_RATE_LIMIT", "3 per 15 minutes; 10 per day"
         )
         self.API_RATE_LIMIT = env.get("API_RATE_LIMIT", "120 per minute")
 

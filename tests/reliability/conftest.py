@@ -34,6 +34,7 @@ ATTACK_GROUPS = (
     "forged hosts and redirects",
     "login guessing and lock-outs",
     "sign-up probes and floods",
+    "password-reset probes and reused links",
     "unknown environments and weak production settings",
     "sessions and tokens after logout",
     "checkouts started by a cross-site GET",

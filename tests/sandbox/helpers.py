@@ -85,6 +85,31 @@ def subscribe(
     return gateway.retrieve_subscription(gateway.retrieve_checkout_session(session.id).subscription)
 
 
+THREE_DS_CARD = "4000002760003184"  # asks for 3-D Secure on every charge
+
+
+def answer_challenge(client: FlaskClient, location: str, action: str):
+    """Press "Complete authentication" or "Fail authentication" on the 3-D Secure test page
+    at `location`."""
+    path = urlsplit(location).path
+    assert path.startswith("/sandbox/3ds/"), location
+    token, html = form_token(client, path)
+    assert "Complete authentication" in html and "Fail authentication" in html
+    return client.post(path, data={"csrf_token": token, "action": action})
+
+
+def subscribe_3ds(app: Flask, gateway: StripeGateway, key: str = "1") -> Any:
+    """A customer who checked out with the 3-D Secure card and completed the challenge."""
+    session = new_checkout(gateway, key=key)
+    client = client_of(app)
+    started = pay(client, session.url, THREE_DS_CARD)
+    assert started.status_code == 303
+    done = answer_challenge(client, started.headers["Location"], "complete")
+    assert done.status_code == 303
+    assert done.headers["Location"].endswith(f"session_id={session.id}")
+    return gateway.retrieve_subscription(gateway.retrieve_checkout_session(session.id).subscription)
+
+
 def advance(app: Flask, days: float = 0, seconds: int = 0) -> None:
     """Move the sandbox's test clock on (renewals, cancellations, schedule phases…)."""
     response = app.test_client().post(

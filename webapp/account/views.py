@@ -1,15 +1,22 @@
-"""The account page (plan, credits) and the way into Stripe's billing portal."""
+"""The account page (plan, credits), the way into Stripe's billing portal, and the member's own
+data: download it (`/account/data.json`) or delete the account (`/account/delete`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
-from flask_login import current_user, login_required
+from flask_login import current_user, login_required, logout_user
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
 
 from webapp import billing, member_cache
+from webapp.account.deletion import DeletionBusy, delete_account
+from webapp.account.export import export_user_data
+from webapp.account.forms import DeleteAccountForm
 from webapp.auth.forms import EmptyForm
+from webapp.auth.limits import spend_login_attempt
 from webapp.catalog import get_catalog
 from webapp.extensions import db
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
@@ -79,3 +86,82 @@ def portal() -> Response | tuple[str, int]:
         log.warning("portal for user %s failed at the payment provider: %s", current_user.id, exc)
         return render_template("errors/502.html", status=502), 502
     return redirect(url, code=303)
+
+
+# --- the member's own data ------------------------------------------------------------------
+
+
+@bp.get("/account/data.json")
+@login_required
+def data_export() -> Response:
+    """Everything we hold about the member, as a download (webapp/account/export.py)."""
+    body = json.dumps(export_user_data(current_user), indent=2, sort_keys=False)
+    response = Response(body + "\n", mimetype="application/json")
+    response.headers["Content-Disposition"] = 'attachment; filename="llmgen-my-data.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+STRIPE_FAILED = (
+    "We could not reach our payment provider to cancel your plan, so nothing was deleted and "
+    "nothing changed. Please try again in a minute."
+)
+
+
+LOCAL_FAILED = (
+    "Any plan you had is cancelled, but deleting the account did not finish. Nothing else "
+    "changed: please send the form again in a minute to finish it."
+)
+
+
+@bp.route("/account/delete", methods=["GET", "POST"])
+@login_required
+def delete() -> Response | tuple[str, int]:
+    """What deleting does; then, given the current password and a tick, doing it."""
+    form = DeleteAccountForm()
+    if form.validate_on_submit():
+        # A password check like the log-in page's, spending the same budgets (429 past them).
+        spend_login_attempt(current_user.email)
+        if not current_user.check_password(form.password.data):
+            form.password.errors.append("That is not your current password.")
+        else:
+            return _delete_current_user(form)
+    status = 400 if form.errors or form.form_errors else 200
+    return render_delete_page(form), status
+
+
+def _delete_current_user(form: DeleteAccountForm) -> Response | tuple[str, int]:
+    user_id = current_user.id
+    try:
+        delete_account(user_id)
+    except PaymentProviderError as exc:
+        log.warning("deleting account %s failed at the payment provider: %s", user_id, exc)
+        return render_template("account/delete_failed.html", status=502, message=STRIPE_FAILED), 502
+    except DeletionBusy as exc:
+        form.form_errors.append(str(exc))
+        return render_delete_page(form), 409
+    except SQLAlchemyError:
+        # Stripe is done (idempotently); the local half rolled back whole. Still logged in, the
+        # person can send the form again, which finishes it.
+        db.session.rollback()
+        log.exception("deleting account %s failed after Stripe closed its billing", user_id)
+        return render_template("account/delete_failed.html", status=503, message=LOCAL_FAILED), 503
+    logout_user()
+    session.clear()
+    return redirect(url_for("account.deleted"), code=303)
+
+
+def render_delete_page(form: DeleteAccountForm) -> str:
+    subscription = billing.live_subscription(current_user.id)
+    return render_template(
+        "account/delete.html",
+        form=form,
+        subscription=subscription,
+        plan=get_catalog().plan(subscription.plan_id) if subscription else None,
+    )
+
+
+@bp.get("/account/deleted")
+def deleted() -> str:
+    """Where a deletion lands: the person is logged out; nothing here depends on who they were."""
+    return render_template("account/deleted.html")

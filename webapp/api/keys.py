@@ -32,6 +32,13 @@ class TooManyKeys(Exception):
     """The user already has MAX_ACTIVE_KEYS_PER_USER active keys."""
 
 
+class EmailNotVerified(Exception):
+    """The user has not verified their email address yet (README "Accounts": an unverified
+    account may pay and use credits on the site, but not create API keys)."""
+
+    code = "email_not_verified"  # the JSON API's error code, should it create keys
+
+
 @dataclass(frozen=True)
 class NewKey:
     """A freshly created key: `secret` is the only time the full key exists outside the client."""
@@ -49,10 +56,17 @@ def looks_like_api_key(credential: str) -> bool:
 
 
 def create_key(user_id: int, name: str) -> NewKey:
-    """Make and store a new key for the user; raises TooManyKeys past the limit."""
+    """Make and store a new key for the user; raises TooManyKeys past the limit and
+    EmailNotVerified before the user has verified their address."""
     # Count and insert with the user's row locked: concurrent requests take turns, so the
     # limit holds (without the lock, each counted 19 and all of them inserted).
     lock_row(User, user_id)
+    if db.session.scalar(select(User.email_verified_at).where(User.id == user_id)) is None:
+        db.session.rollback()
+        raise EmailNotVerified(
+            "Verify your email address before creating API keys: open the link we mailed you, "
+            "or send a new one from the banner at the top of the page."
+        )
     if len(active_keys(user_id)) >= MAX_ACTIVE_KEYS_PER_USER:
         db.session.rollback()
         raise TooManyKeys(f"You can have at most {MAX_ACTIVE_KEYS_PER_USER} active API keys.")

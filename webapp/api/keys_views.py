@@ -48,7 +48,7 @@ def create() -> Response | tuple[str, int, dict[str, str]]:
         return _back_to_account()
     try:
         new = keys.create_key(current_user.id, form.name.data)
-    except keys.TooManyKeys as exc:
+    except (keys.TooManyKeys, keys.EmailNotVerified) as exc:
         flash(str(exc), "error")
         return _back_to_account()
     # The full key exists only in this response; it must not be cached anywhere on the way.

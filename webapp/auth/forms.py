@@ -1,4 +1,4 @@
-"""Sign-up and log-in forms."""
+"""Sign-up, log-in and account-recovery forms."""
 
 from __future__ import annotations
 
@@ -66,3 +66,69 @@ class LoginForm(PlanChoiceMixin, FlaskForm):
 
 class EmptyForm(FlaskForm):
     """For button-only POSTs: just the CSRF token."""
+
+
+def _new_password_field(label: str) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired("Choose a new password."),
+            Length(
+                min=MIN_PASSWORD_LENGTH,
+                max=MAX_PASSWORD_LENGTH,
+                message=f"Use {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+            ),
+        ],
+    )
+
+
+def _email_field(label: str) -> EmailField:
+    return EmailField(
+        label,
+        filters=[_strip],
+        validators=[
+            DataRequired("Enter an email address."),
+            Length(max=254, message="That email address is too long."),
+            Email("Enter a valid email address, like name@example.com."),
+        ],
+    )
+
+
+class NewPasswordForm(FlaskForm):
+    """A new password, held to the sign-up rules; the view sets `account_email` (a hint for
+    zxcvbn: a password made of the address is easy to guess)."""
+
+    account_email: str | None = None
+    new_password = _new_password_field("New password")
+
+    def validate_new_password(self, field: Field) -> None:
+        if field.errors:
+            return
+        problem = password_problem(field.data or "", email=self.account_email)
+        if problem:
+            raise ValidationError(problem)
+
+
+class ForgotPasswordForm(FlaskForm):
+    email = _email_field("Email")
+
+
+class ChangePasswordForm(NewPasswordForm):
+    current_password = PasswordField(
+        "Current password",
+        validators=[
+            DataRequired("Enter your current password."),
+            Length(max=MAX_PASSWORD_LENGTH),
+        ],
+    )
+
+
+class ChangeEmailForm(FlaskForm):
+    new_email = _email_field("New email address")
+    password = PasswordField(
+        "Current password",
+        validators=[
+            DataRequired("Enter your current password."),
+            Length(max=MAX_PASSWORD_LENGTH),
+        ],
+    )

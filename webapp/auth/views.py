@@ -21,11 +21,12 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from webapp import member_cache
-from webapp.auth import sessions
+from webapp.auth import mails, sessions
 from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
 from webapp.auth.limits import device_for, remember_device, spend_login_attempt
@@ -64,6 +65,12 @@ def load_user(stored_id: str) -> User | None:
         columns = _user_columns(user_id)
     if not sessions.is_current(columns, version):
         return None
+    # Flask-Login loads the user lazily, at the first `current_user` (often a template rendered
+    # late in a view). If the view already loaded the row, and maybe changed it, that object is
+    # the user: merging the cached copy onto it would put the old values back.
+    present = db.session.identity_map.get(identity_key(User, user_id))
+    if present is not None:
+        return present
     # Rebuild the row as if just loaded (no attribute counts as changed) and attach it without
     # a SELECT, so views that update the user still work through the session.
     user = User(**columns)
@@ -162,9 +169,10 @@ def signup() -> Response | str:
 
 
 def create_account(form: SignupForm) -> User | None:
-    """Insert the user; if the address is taken, note the attempt for its owner instead.
+    """Insert the user and queue the mail that verifies the address; if the address is taken,
+    note the attempt for its owner instead.
 
-    Both ways hash the password and write one row, so they take about the same time.
+    Both ways hash the password and write, so they take about the same time.
     """
     email = normalise_email(form.email.data)
     user = User(email=email)
@@ -174,6 +182,8 @@ def create_account(form: SignupForm) -> User | None:
         return None
     db.session.add(user)
     try:
+        db.session.flush()  # the id, for the link
+        mails.verification(user)
         db.session.commit()
     except IntegrityError:
         # Two sign-ups raced for the same address; the unique index let only one through.

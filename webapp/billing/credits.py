@@ -12,6 +12,8 @@ Invariants (README, "Credits follow the money"), each enforced here and nowhere 
 - For each (invoice, month) the ledger sums to exactly what that invoice buys in that month
   (rounded down: never more than was paid for). Settling writes only the difference, as one
   entry with a unique key, with the member locked, so a replayed or concurrent event adds nothing.
+- A deleted account is granted nothing more (what it bought and had not received by the
+  deletion is forfeited with it); take-backs still apply, so it never holds more than paid for.
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def settle_subscription(
     member, then subscription, then invoices).
     """
     lock_row(User, user_id)
+    deleted = db.session.scalar(select(User.deleted_at).where(User.id == user_id)) is not None
     now_ts = int((now or utcnow()).timestamp())
     invoices = sorted(
         db.session.scalars(
@@ -174,7 +177,7 @@ def settle_subscription(
         }
         begun = {month for month in months if month <= started_by}
         plan_name = _plan_name(lines.get(invoice.id, []))
-        context = _Context(invoice, subscription_id, plan_name, cause or Cause())
+        context = _Context(invoice, subscription_id, plan_name, cause or Cause(), deleted)
         for month in sorted(begun | held[invoice.id].keys()):
             total, count = held[invoice.id].get(month, (0, 0))
             written += _write(context, month, targets.get(month, 0) - total, count)
@@ -189,10 +192,16 @@ class _Context:
     subscription_id: str
     plan_name: str
     cause: Cause
+    account_deleted: bool = False
 
 
 def _write(context: _Context, month: int, difference: int, count: int) -> int:
     if difference == 0:
+        return 0
+    if difference > 0 and context.account_deleted:
+        # A deleted account can spend nothing: what it had not been granted by the deletion is
+        # forfeited with it (its owner was told so), however late the event; money that goes
+        # back still takes back, so the ledger never holds more than stayed paid for.
         return 0
     invoice = context.invoice
     return add_entry(

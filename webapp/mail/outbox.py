@@ -14,6 +14,7 @@ from flask import current_app, has_request_context, render_template
 
 from webapp.database import insert_or_ignore
 from webapp.extensions import db
+from webapp.mail.erasure import is_erased_address
 from webapp.models import MailStatus, OutgoingMail
 from webapp.models.base import utcnow
 
@@ -82,6 +83,8 @@ def queue_mail(
     **context: Any,
 ) -> bool:
     """Add a message to the outbox in the current transaction; False if `dedupe_key` was queued."""
+    if is_erased_address(to):
+        return False  # a deleted account: there is no one to write to
     if meta is not None and meta.unsubscribe_url:
         context["unsubscribe_url"] = meta.unsubscribe_url
     mail = render_mail(template, subject, **context)

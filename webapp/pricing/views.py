@@ -97,7 +97,13 @@ def _member_page(key: tuple[str | None, ...]) -> str:
     their CSRF token; the first two go into the cache key, the token is stamped in after."""
     # Editors check the exact version (they have just published); others may trust it briefly.
     version = copy_version(exact=current_user.is_editor)
-    member_key = (*key, "member", *plan_state(current_user.id), str(current_user.is_editor))
+    member_key = (
+        *key,
+        "member",
+        *plan_state(current_user.id),
+        str(current_user.is_editor),
+        str(current_user.email_verified_at is None),  # the "please verify" banner
+    )
     page = pricing_pages().get_or_render(
         version,
         member_key,

@@ -14,10 +14,11 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from webapp.config import ConfigError
 from webapp.extensions import db
 from webapp.sandbox import models  # noqa: F401  (registers the sandbox tables)
 from webapp.sandbox.faults import Faults
-from webapp.sandbox.store import Store
+from webapp.sandbox.store import DEFAULT_UPCOMING_DAYS, UPCOMING_DAYS_CHOICES, Store
 from webapp.sandbox.webhooks import Webhooks
 from webapp.sandbox.wire import StripeAPIError
 
@@ -34,6 +35,7 @@ class Sandbox:
             self.engine: Engine = db.engine
         # Where hosted pages are when no site request tells us (CLI, standalone server).
         self.public_url: str | None = app.config.get("SANDBOX_PUBLIC_URL") or None
+        self.upcoming_days = upcoming_days(app)
         self.webhooks = Webhooks(self, app)
         # When the app lets go of its database (tests tearing an app down), its background
         # worker stops too, instead of polling tables that may be gone.
@@ -48,6 +50,8 @@ class Sandbox:
         error: StripeAPIError | None = None
         with Session(self.engine, expire_on_commit=False) as session:
             store = Store(session, self.api_version)
+            store.public_base = self.public_base()
+            store.upcoming_days = self.upcoming_days
             try:
                 yield store
             except StripeAPIError as exc:
@@ -63,6 +67,24 @@ class Sandbox:
             self.webhooks.after_commit()
         if error is not None:
             raise error
+
+    def public_base(self) -> str:
+        """The origin (with a trailing slash) of the hosted pages: SANDBOX_PUBLIC_URL, else
+        this site's public origin, as the API answers in-process calls (`SandboxAPI`)."""
+        if self.public_url:
+            return self.public_url
+        return self.app.config["PUBLIC_BASE_URL"].rstrip("/") + "/"
+
+
+def upcoming_days(app: Flask) -> int:
+    """SANDBOX_UPCOMING_INVOICE_DAYS, one of the values Stripe's Dashboard offers."""
+    value = app.config.get("SANDBOX_UPCOMING_INVOICE_DAYS", DEFAULT_UPCOMING_DAYS)
+    if value not in UPCOMING_DAYS_CHOICES:
+        raise ConfigError(
+            "SANDBOX_UPCOMING_INVOICE_DAYS must be one of "
+            f"{', '.join(map(str, UPCOMING_DAYS_CHOICES))} (Stripe's choices); got {value!r}"
+        )
+    return value
 
 
 def init_app(app: Flask, api_version: str) -> Sandbox:

@@ -17,6 +17,10 @@ from webapp.sandbox.models import SandboxEvent, SandboxObject, SandboxSetting
 from webapp.sandbox.wire import resource_missing
 
 ALPHABET = string.ascii_letters + string.digits
+# The Dashboard's "Upcoming renewal events" choices (Settings → Billing → Subscriptions and
+# emails) and the days the sandbox uses unless told otherwise.
+UPCOMING_DAYS_CHOICES = (3, 7, 15, 30, 45)
+DEFAULT_UPCOMING_DAYS = 7
 
 # How each object type is named in "No such …" errors, as Stripe names them.
 OBJECT_NAMES = {
@@ -33,6 +37,8 @@ OBJECT_NAMES = {
     "payment_intent": "payment_intent",
     "invoice_payment": "invoice_payment",
     "billing_portal.configuration": "billing_portal.configuration",
+    "sandbox.hosted_invoice_link": "invoice",
+    "sandbox.three_d_secure_challenge": "authentication",
 }
 
 
@@ -57,6 +63,11 @@ class Store:
         self.api_version = api_version
         self.events: list[dict[str, Any]] = []
         self.request_info: dict[str, Any] = {"id": None, "idempotency_key": None}
+        # Where the browser finds the hosted pages (links Stripe puts in objects, such as
+        # `hosted_invoice_url`); the sandbox sets it for each unit of work.
+        self.public_base = "http://localhost:5000/"
+        # Days before a renewal that `invoice.upcoming` is sent (SANDBOX_UPCOMING_INVOICE_DAYS).
+        self.upcoming_days = DEFAULT_UPCOMING_DAYS
         self._clock_offset: int | None = None
         self._moment: int | None = None
 

@@ -189,6 +189,19 @@ class StripeGateway:
             customer = self.client.v1.customers.retrieve(customer_id)
         return bool(getattr(customer, "deleted", False))
 
+    def delete_customer(self, customer_id: str) -> None:
+        """Delete the customer at Stripe, which also ends its subscriptions at once and removes
+        its cards; Stripe keeps its invoices and payments, and the customer retrieves as
+        `{"deleted": true}` from then on. Deleting it again is not an error here (DELETE is
+        idempotent by definition, so no idempotency key; Stripe may answer a second one with
+        `resource_missing`)."""
+        with self._calling("delete_customer"):
+            try:
+                self.client.v1.customers.delete(customer_id)
+            except stripe.InvalidRequestError as exc:
+                if getattr(exc, "code", None) != "resource_missing":
+                    raise
+
     def create_checkout_session(
         self,
         *,

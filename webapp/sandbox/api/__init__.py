@@ -108,6 +108,7 @@ class SandboxAPI:
                     return stored[0], stored[1], True
                 claim = self._claim(store, request, idempotency_key, params)
             call = Call(store, params, self._public_base(request), request.path)
+            store.public_base = call.public_base
             try:
                 result = store.render(handler(call, **ids))
             except StripeAPIError as exc:

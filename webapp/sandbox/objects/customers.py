@@ -82,9 +82,11 @@ def payment_method(now: int, *, customer_id: str, card_number: str, exp_month: i
         "type": "card",
         # Private: how this test card behaves. 4000 0000 0000 0341 pays its first charge and
         # declines every later one (operations.cards.card_failure); 4000 0000 0000 0259 pays,
-        # then the payment is disputed as fraudulent (docs.stripe.com/testing, "Disputes").
+        # then the payment is disputed as fraudulent (docs.stripe.com/testing, "Disputes");
+        # 4000 0027 6000 3184 asks for 3-D Secure on every charge (operations.cards).
         "_renewal_fails": card_number == "4000000000000341",
         "_disputes": card_number == "4000000000000259",
+        "_always_authenticate": card_number == "4000002760003184",
     }
 
 

@@ -84,6 +84,21 @@ def payment_intent(
     }
 
 
+def three_d_secure_result(now: int) -> dict[str, Any]:
+    """`payment_method_details.card.three_d_secure` of a charge the cardholder authenticated
+    in a challenge (SDK `_charge.py`, `ThreeDSecure`)."""
+    return {
+        "authentication_flow": "challenge",
+        "electronic_commerce_indicator": "05",
+        "exemption_indicator": None,
+        "exemption_indicator_applied": False,
+        "result": "authenticated",
+        "result_reason": None,
+        "transaction_id": new_id("", 32).lower(),
+        "version": "2.2.0",
+    }
+
+
 def _card_details(pm: dict[str, Any]) -> dict[str, Any]:
     card = pm["card"]
     return {
@@ -119,9 +134,11 @@ def charge(
     payment_intent_obj: dict[str, Any],
     pm: dict[str, Any],
     failure: tuple[str, str | None, str] | None = None,
+    three_d_secure: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One attempt to take a PaymentIntent's money with a card; `failure` is the card's
-    (code, decline_code, message) when the issuer says no."""
+    (code, decline_code, message) when the issuer says no; `three_d_secure` the outcome of
+    the challenge the cardholder completed for it."""
     amount = payment_intent_obj["amount"]
     paid = failure is None
     if paid:
@@ -184,7 +201,10 @@ def charge(
         "paid": paid,
         "payment_intent": payment_intent_obj["id"],
         "payment_method": pm["id"],
-        "payment_method_details": {"card": _card_details(pm), "type": "card"},
+        "payment_method_details": {
+            "card": {**_card_details(pm), "three_d_secure": three_d_secure},
+            "type": "card",
+        },
         "receipt_email": None,
         "receipt_number": None,
         "receipt_url": None,

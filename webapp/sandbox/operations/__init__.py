@@ -8,13 +8,15 @@ payments, changing or cancelling a subscription, and what the test clock sets of
 - `credit_notes`: credit notes before and after payment, and voiding them.
 - `changes`: price/quantity changes, prorations, payment behaviours, cancellations.
 - `schedules`: subscription schedules and their phases.
-- `clock`: renewals and everything else that happens as time passes.
+- `clock`: renewal reminders, renewals and everything else that happens as time passes.
+- `hosted`: paying on the hosted invoice page; 3-D Secure challenges.
 """
 
 from webapp.sandbox.operations.cards import (
     CardError,
     attach_card,
     check_card,
+    needs_authentication,
     normalise_card_number,
 )
 from webapp.sandbox.operations.changes import (
@@ -29,6 +31,7 @@ from webapp.sandbox.operations.changes import (
 from webapp.sandbox.operations.checkout import (
     expire_checkout_session,
     expire_overdue_sessions,
+    open_session,
     pay_checkout_session,
     session_price,
 )
@@ -45,7 +48,9 @@ __all__ = [
     "check_card",
     "expire_checkout_session",
     "expire_overdue_sessions",
+    "needs_authentication",
     "normalise_card_number",
+    "open_session",
     "pay_checkout_session",
     "pay_open_invoices",
     "portal_cancel_at_period_end",

@@ -20,6 +20,18 @@ DECLINES = {
 }
 # What 4000 0000 0000 0341 answers once it has paid its first charge.
 LATER_DECLINE = ("card_declined", "generic_decline", "Your card was declined.")
+# "Always authenticate: This card requires authentication on all transactions, regardless of
+# how the card is set up" (docs.stripe.com/testing, "Regulatory (3D Secure) test cards").
+ALWAYS_AUTHENTICATE = "4000002760003184"
+# How the issuer answers a charge on that card that was not authenticated: the decline code
+# `authentication_required` ("The card was declined as the transaction requires
+# authentication", docs.stripe.com/declines/codes). Assumption: the message is the one
+# Stripe's card errors carry for that code.
+AUTHENTICATION_REQUIRED = (
+    "authentication_required",
+    "authentication_required",
+    "Your card was declined. This transaction requires authentication.",
+)
 
 
 class CardError(StripeAPIError):
@@ -78,6 +90,14 @@ def card_failure(pm: dict[str, Any]) -> tuple[str, str | None, str] | None:
     if pm.get("_renewal_fails") and pm.get("_charges", 0) > 0:
         return LATER_DECLINE
     return None
+
+
+def needs_authentication(card: dict[str, Any] | str) -> bool:
+    """True for a card (a payment method or a card number) whose every charge needs 3-D
+    Secure, so the customer must complete a challenge before it is paid."""
+    if isinstance(card, str):
+        return card == ALWAYS_AUTHENTICATE
+    return bool(card.get("_always_authenticate"))
 
 
 def attach_card(

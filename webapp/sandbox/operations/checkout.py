@@ -7,7 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from webapp.sandbox import objects
-from webapp.sandbox.operations.cards import attach_card, check_card
+from webapp.sandbox.operations.cards import (
+    AUTHENTICATION_REQUIRED,
+    CardError,
+    attach_card,
+    check_card,
+    needs_authentication,
+)
 from webapp.sandbox.operations.invoicing import create_invoice, period_line
 from webapp.sandbox.operations.payments import pay_invoice
 from webapp.sandbox.store import Store, diff
@@ -18,15 +24,32 @@ def session_price(store: Store, session: dict[str, Any]) -> dict[str, Any]:
     return store.get("price", session["_line_items"][0]["price"])
 
 
-def pay_checkout_session(
-    store: Store, session_id: str, *, card_number: str, exp_month: int, exp_year: int
-) -> dict[str, Any]:
-    """Pay an open subscription-mode session: customer, subscription, paid invoice, events."""
+def open_session(store: Store, session_id: str) -> dict[str, Any]:
+    """The session, locked, if it can still be paid."""
     session = store.get("checkout.session", session_id, for_update=True)
     if session["status"] != "open":
         raise StripeAPIError(400, "This Checkout Session is no longer open.", code="session_closed")
+    return session
+
+
+def pay_checkout_session(
+    store: Store,
+    session_id: str,
+    *,
+    card_number: str,
+    exp_month: int,
+    exp_year: int,
+    authenticated: bool = False,
+) -> dict[str, Any]:
+    """Pay an open subscription-mode session: customer, subscription, paid invoice, events.
+
+    A card that needs 3-D Secure pays only after the customer completed the challenge
+    (`authenticated`); the hosted page asks for it before calling this."""
+    session = open_session(store, session_id)
     today = datetime.fromtimestamp(store.now(), UTC)
     check_card(card_number, exp_month, exp_year, today.year, today.month)
+    if needs_authentication(card_number) and not authenticated:
+        raise CardError(AUTHENTICATION_REQUIRED[2], *AUTHENTICATION_REQUIRED[:2])
 
     customer = _session_customer(store, session)
     pm = attach_card(store, customer, card_number, exp_month, exp_year)
@@ -51,7 +74,7 @@ def pay_checkout_session(
     line = period_line(store, item, price, now, item["current_period_end"])
     invoice = create_invoice(store, customer, sub, "subscription_create", [line], now, now)
     # The customer is on the page: an on-session payment.
-    pay_invoice(store, invoice, pm, off_session=False)
+    pay_invoice(store, invoice, pm, off_session=False, authenticated=authenticated)
 
     before = copy.deepcopy(sub)
     sub["latest_invoice"] = invoice["id"]

@@ -1,5 +1,6 @@
-"""The test clock: what Stripe does while time passes (renewals, failed renewals, scheduled
-cancellations, schedule phases, expiring pending updates and checkout sessions)."""
+"""The test clock: what Stripe does while time passes (renewal reminders, renewals, failed
+renewals, scheduled cancellations, schedule phases, expiring pending updates and checkout
+sessions)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 from webapp.sandbox import objects
 from webapp.sandbox.operations.changes import (
     ACTIVE,
+    Change,
     cancel_now,
     expire_pending_update,
     interval_of,
@@ -17,6 +19,7 @@ from webapp.sandbox.operations.changes import (
 from webapp.sandbox.operations.checkout import expire_overdue_sessions
 from webapp.sandbox.operations.invoicing import create_invoice, item_price, period_line
 from webapp.sandbox.operations.payments import default_payment_method, pay_invoice
+from webapp.sandbox.operations.previews import PreviewRequest, build_preview
 from webapp.sandbox.store import Store, diff
 
 
@@ -46,6 +49,8 @@ def advance_subscription(store: Store, sub: dict[str, Any], now: int) -> dict[st
         if sub.get("schedule") and (when := schedules.next_transition(store, sub)) is not None:
             due.append((when, 2, "schedule"))
         due.append((sub["items"]["data"][0]["current_period_end"], 3, "renew"))
+        if (upcoming := upcoming_due(store, sub)) is not None:
+            due.append((upcoming, 4, "upcoming"))
         when, _, what = min(due)
         if when > now:
             break
@@ -58,6 +63,8 @@ def advance_subscription(store: Store, sub: dict[str, Any], now: int) -> dict[st
                 sub = cancel_now(store, sub, invoice_now=True, at=when)
             elif what == "schedule":
                 sub = schedules.transition(store, sub, when)
+            elif what == "upcoming":
+                sub = send_upcoming(store, sub)
             else:
                 sub = renew(store, sub)
     return sub
@@ -91,4 +98,51 @@ def renew(store: Store, sub: dict[str, Any]) -> dict[str, Any]:
         sub["status"] = "past_due"
     store.save(sub)
     store.emit("customer.subscription.updated", sub, diff(before, sub))
+    return sub
+
+
+# --- invoice.upcoming ------------------------------------------------------------------------
+
+
+def upcoming_due(store: Store, sub: dict[str, Any]) -> int | None:
+    """When `invoice.upcoming` is due for the current period, or None (sent already, or no
+    renewal is coming because the subscription ends by then).
+
+    "Occurs X number of days before a subscription is scheduled to create an invoice that is
+    automatically charged—where X is determined by your subscriptions settings" (Stripe's
+    event reference, in the SDKs' event docs); the Dashboard offers 3, 7, 15, 30 or 45 days
+    ("Upcoming renewal events"). It concerns every subscription that will renew, whatever its
+    interval. Assumption: when the period is shorter than X days, it is sent as the period
+    starts.
+    """
+    item = sub["items"]["data"][0]
+    end = item["current_period_end"]
+    if sub.get("_upcoming_sent_for") == end or (sub["cancel_at"] and sub["cancel_at"] <= end):
+        return None
+    return max(end - store.upcoming_days * 86400, item["current_period_start"])
+
+
+def send_upcoming(store: Store, sub: dict[str, Any]) -> dict[str, Any]:
+    """Send `invoice.upcoming` once for this period: the invoice the renewal will make, as
+    `create_preview` shows it, but with no id ("The received Invoice object will not have an
+    invoice ID"), no number and no hosted page, dated when it will be made and charged."""
+    end = sub["items"]["data"][0]["current_period_end"]
+    customer = store.get("customer", sub["customer"])
+    invoice = build_preview(store, customer, sub, PreviewRequest(change=Change()))
+    del invoice["id"]
+    invoice.update(
+        number=None,
+        status="draft",
+        created=end,
+        next_payment_attempt=end,
+        hosted_invoice_url=None,
+        invoice_pdf=None,
+    )
+    for line in invoice["lines"]["data"]:
+        line["id"] = "il_tmp_" + line["id"][3:]
+        line["invoice"] = None
+    invoice["lines"]["url"] = "/v1/invoices/upcoming/lines"
+    store.emit("invoice.upcoming", invoice)
+    sub["_upcoming_sent_for"] = end
+    store.save(sub)
     return sub

@@ -166,6 +166,7 @@ def finalize_invoice(store: Store, invoice: dict[str, Any]) -> None:
     now = store.now()
     invoice["status"] = "open"
     invoice["status_transitions"]["finalized_at"] = now
+    invoice["hosted_invoice_url"] = hosted_invoice_link(store, invoice)
     store.save(invoice)
     store.emit("invoice.finalized", invoice)
     if invoice["amount_due"] <= 0:
@@ -185,6 +186,27 @@ def finalize_invoice(store: Store, invoice: dict[str, Any]) -> None:
     # Private links, so collecting the invoice needs no search.
     invoice["_payment_intent"], invoice["_invoice_payments"] = pi["id"], [payment["id"]]
     store.save(invoice)
+
+
+def hosted_invoice_link(store: Store, invoice: dict[str, Any]) -> str:
+    """The hosted invoice page's address, made when the invoice is finalized ("If the invoice
+    has not been finalized yet, this will be null", SDK `_invoice.py`, hosted_invoice_url).
+
+    Like Stripe's (invoice.stripe.com/i/acct_…/test_…), the link holds an unguessable token
+    rather than the invoice id: whoever has it may see and pay the invoice. The token is a
+    private sandbox object pointing at the invoice.
+    """
+    token = new_id("test_", 40)
+    store.save(
+        {
+            "id": token,
+            "object": "sandbox.hosted_invoice_link",
+            "created": store.now(),
+            "customer": invoice["customer"],
+            "invoice": invoice["id"],
+        }
+    )
+    return f"{store.public_base}sandbox/i/{token}"
 
 
 def invoice_payments(store: Store, invoice: dict[str, Any]) -> list[dict[str, Any]]:

@@ -7,9 +7,13 @@ import copy
 from typing import Any
 
 from webapp.sandbox import objects
-from webapp.sandbox.operations.cards import card_failure
+from webapp.sandbox.operations.cards import (
+    AUTHENTICATION_REQUIRED,
+    card_failure,
+    needs_authentication,
+)
 from webapp.sandbox.operations.invoicing import invoice_payments
-from webapp.sandbox.store import Store, diff, public_view
+from webapp.sandbox.store import Store, diff, new_id, public_view
 from webapp.sandbox.wire import StripeAPIError, invalid, refused
 
 RETRY_AFTER_SECONDS = 3 * 86400  # when Stripe's smart retries would try a failed renewal again
@@ -25,14 +29,21 @@ LOSING_EVIDENCE = "losing_evidence"
 
 
 def pay_invoice(
-    store: Store, invoice: dict[str, Any], pm: dict[str, Any] | None, *, off_session: bool
+    store: Store,
+    invoice: dict[str, Any],
+    pm: dict[str, Any] | None,
+    *,
+    off_session: bool,
+    authenticated: bool = False,
 ) -> bool:
     """Try to collect an open (or uncollectible) invoice with `pm`; True when it is paid.
 
     Events as Stripe sends them for an invoice payment: `charge.succeeded`,
     `payment_intent.succeeded`, `invoice_payment.paid`, `invoice.paid`,
     `invoice.payment_succeeded`; or `charge.failed`, `payment_intent.payment_failed`,
-    `invoice.payment_failed`.
+    `invoice.payment_failed`. A card that needs 3-D Secure pays only once the cardholder has
+    completed a challenge for this payment (`authenticated`); until then the payment waits
+    for them (`_require_action`).
     """
     now = store.now()
     invoice["attempted"] = True
@@ -48,29 +59,28 @@ def pay_invoice(
         store.save(invoice)
         store.emit("invoice.payment_failed", invoice)
         return False
+    if needs_authentication(pm) and not authenticated:
+        _require_action(store, invoice, pi, pm, off_session=off_session)
+        return False
     failure = card_failure(pm)
     pm["_charges"] = pm.get("_charges", 0) + 1
     store.save(pm)
-    charge = objects.charge(now, payment_intent_obj=pi, pm=pm, failure=failure)
+    charge = objects.charge(
+        now,
+        payment_intent_obj=pi,
+        pm=pm,
+        failure=failure,
+        three_d_secure=objects.three_d_secure_result(now) if authenticated else None,
+    )
     charge["_invoice"] = invoice["id"]
     pi.update(latest_charge=charge["id"], payment_method=pm["id"])
     if failure is not None:
         code, decline_code, message = failure
-        pi["status"] = "requires_payment_method"
-        pi["last_payment_error"] = {
-            "advice_code": None,
-            "charge": charge["id"],
-            "code": code,
-            "decline_code": decline_code,
-            "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
-            "message": message,
-            "network_advice_code": None,
-            "network_decline_code": None,
-            "param": None,
-            "payment_method": public_view(pm),
-            "payment_method_type": "card",
-            "type": "card_error",
-        }
+        pi.update(
+            status="requires_payment_method",
+            next_action=None,
+            last_payment_error=_card_error(charge, pm, code, decline_code, message),
+        )
         store.save(charge)
         store.emit("charge.failed", charge)
         store.save(pi)
@@ -79,7 +89,9 @@ def pay_invoice(
         store.save(invoice)
         store.emit("invoice.payment_failed", invoice)
         return False
-    pi.update(status="succeeded", amount_received=pi["amount"], last_payment_error=None)
+    pi.update(
+        status="succeeded", amount_received=pi["amount"], last_payment_error=None, next_action=None
+    )
     store.save(charge)
     store.emit("charge.succeeded", charge)
     store.save(pi)
@@ -94,6 +106,111 @@ def pay_invoice(
     if pm.get("_disputes"):
         open_dispute(store, charge)
     return True
+
+
+def _card_error(
+    charge: dict[str, Any], pm: dict[str, Any], code: str, decline_code: str | None, message: str
+) -> dict[str, Any]:
+    """A PaymentIntent's `last_payment_error` for a card the issuer refused."""
+    return {
+        "advice_code": None,
+        "charge": charge["id"],
+        "code": code,
+        "decline_code": decline_code,
+        "doc_url": f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}",
+        "message": message,
+        "network_advice_code": None,
+        "network_decline_code": None,
+        "param": None,
+        "payment_method": public_view(pm),
+        "payment_method_type": "card",
+        "type": "card_error",
+    }
+
+
+def _require_action(
+    store: Store,
+    invoice: dict[str, Any],
+    pi: dict[str, Any],
+    pm: dict[str, Any],
+    *,
+    off_session: bool,
+) -> None:
+    """The card needs 3-D Secure and nobody has completed a challenge for this payment.
+
+    "When an invoice's payment requires additional action, invoice.payment_action_required
+    and invoice.payment_failed events are sent and the status of the PaymentIntent is
+    requires_action" (docs.stripe.com/billing/subscriptions/webhooks, "Handling payments that
+    require additional action"). The customer completes it on the hosted invoice page
+    (`hosted_invoice_url`: "a button for the customer to complete the payment",
+    support.stripe.com/questions/completing-a-next-action-for-paymentintents-created-with-
+    one-off-invoices).
+
+    Assumptions: the issuer first refuses the unauthenticated charge with
+    `authentication_required` (so a failed Charge and `charge.failed`, as an off-session
+    charge on this card is declined with that code); `next_action` is Stripe.js's
+    `use_stripe_sdk` 3-D Secure step, pointing at the hosted invoice page, the sandbox's only
+    place to complete it; the retry date is set as for any failed renewal.
+    """
+    now = store.now()
+    code, decline_code, message = AUTHENTICATION_REQUIRED
+    charge = objects.charge(now, payment_intent_obj=pi, pm=pm, failure=AUTHENTICATION_REQUIRED)
+    charge["_invoice"] = invoice["id"]
+    store.save(charge)
+    store.emit("charge.failed", charge)
+    pi.update(
+        status="requires_action",
+        latest_charge=charge["id"],
+        payment_method=pm["id"],
+        last_payment_error=_card_error(charge, pm, code, decline_code, message),
+        next_action={
+            "type": "use_stripe_sdk",
+            "use_stripe_sdk": {
+                "type": "three_d_secure_redirect",
+                "stripe_js": invoice.get("hosted_invoice_url"),
+                "source": new_id("src_"),
+            },
+        },
+    )
+    store.save(pi)
+    store.emit("payment_intent.requires_action", pi)
+    invoice["next_payment_attempt"] = now + RETRY_AFTER_SECONDS if off_session else None
+    store.save(invoice)
+    store.emit("invoice.payment_action_required", invoice)
+    store.emit("invoice.payment_failed", invoice)
+
+
+def fail_authentication(store: Store, invoice: dict[str, Any], pm: dict[str, Any]) -> None:
+    """The cardholder failed (or refused) the 3-D Secure challenge: the PaymentIntent needs
+    a new payment method, as Stripe reports it (`payment_intent_authentication_failure`)."""
+    pi = store.get("payment_intent", invoice["_payment_intent"])
+    pi.update(
+        status="requires_payment_method",
+        next_action=None,
+        payment_method=None,
+        last_payment_error={
+            "advice_code": None,
+            "code": "payment_intent_authentication_failure",
+            "doc_url": "https://stripe.com/docs/error-codes/payment-intent-authentication-failure",
+            "message": AUTHENTICATION_FAILED,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "param": None,
+            "payment_method": public_view(pm),
+            "payment_method_type": "card",
+            "type": "invalid_request_error",
+        },
+    )
+    store.save(pi)
+    store.emit("payment_intent.payment_failed", pi)
+
+
+# Stripe's message for a failed 3-D Secure challenge (seen in payment_intent.payment_failed
+# payloads: docs of integrations that log them).
+AUTHENTICATION_FAILED = (
+    "The provided PaymentMethod has failed authentication. You can provide "
+    "payment_method_data or a new PaymentMethod to attempt to fulfill this PaymentIntent again."
+)
 
 
 def _mark_paid(store: Store, invoice: dict[str, Any], amount: int) -> None:
@@ -402,8 +519,25 @@ def pay_invoice_now(
         after_invoice_paid(store, invoice)
         return invoice
     pi = store.find(invoice.get("_payment_intent") or "") or {}
+    if pi.get("status") == "requires_action":
+        raise _action_required()
     error = pi.get("last_payment_error") or {}
     raise _payment_error(error)
+
+
+def _action_required() -> StripeAPIError:
+    """What `POST /v1/invoices/{id}/pay` answers when the payment waits for 3-D Secure (Stripe's
+    wording, quoted in github.com/stripe/stripe-node/issues/628)."""
+    from webapp.sandbox.operations.cards import CardError
+
+    return CardError(
+        "This payment requires additional user action before it can be completed "
+        "successfully. Payment can be completed using the PaymentIntent associated with the "
+        "invoice. For more details see: "
+        "https://stripe.com/docs/billing/subscriptions/payment#handling-action-required",
+        "invoice_payment_intent_requires_action",
+        keep_changes=True,
+    )
 
 
 def _payment_error(error: dict[str, Any]) -> StripeAPIError:

@@ -46,7 +46,14 @@ class PreviewRequest:
 def preview_subscription_change(
     store: Store, customer: dict[str, Any], sub: dict[str, Any], request: PreviewRequest
 ) -> dict[str, Any]:
-    """The invoice Stripe would send for `sub` with `request` applied.
+    """The invoice Stripe would send for `sub` with `request` applied, kept for 72 hours."""
+    return _keep(store, build_preview(store, customer, sub, request))
+
+
+def build_preview(
+    store: Store, customer: dict[str, Any], sub: dict[str, Any], request: PreviewRequest
+) -> dict[str, Any]:
+    """The invoice Stripe would send for `sub` with `request` applied, saved nowhere.
 
     With the default `create_prorations` this is the *next* invoice: pending prorations (the
     previewed ones included) and the next period (docs.stripe.com/invoicing/preview). When
@@ -100,7 +107,7 @@ def preview_subscription_change(
     ):
         # "Only set for upcoming invoices that preview prorations" (SDK `_invoice.py`).
         invoice["parent"]["subscription_details"]["subscription_proration_date"] = at
-    return _keep(store, invoice)
+    return invoice
 
 
 def preview_new_subscription(

@@ -1,7 +1,14 @@
-"""The pages a browser visits instead of Stripe's: hosted Checkout and the customer portal, plus
-JSON control endpoints for the test clock and fault switches. Registered only in sandbox mode."""
+"""The pages a browser visits instead of Stripe's: hosted Checkout, the customer portal, the
+hosted invoice page and the 3-D Secure test page, plus JSON control endpoints for the test clock
+and fault switches. Registered only in sandbox mode."""
 
-from webapp.sandbox.pages import checkout, control, portal  # noqa: F401  (their routes)
+from webapp.sandbox.pages import (  # noqa: F401  (their routes)
+    authentication,
+    checkout,
+    control,
+    invoice,
+    portal,
+)
 from webapp.sandbox.pages.blueprint import bp
 
 __all__ = ["bp"]

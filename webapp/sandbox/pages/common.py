@@ -19,6 +19,10 @@ EXPIRY_RE = re.compile(r"^\s*(\d{1,2})\s*/?\s*(\d{2}|\d{4})\s*$")
 CYCLE_NAMES = {"month": "monthly", "year": "yearly"}
 
 
+class EmptyForm(FlaskForm):
+    """A button-only POST (cancel, resume, keep plan, authenticate): CSRF and nothing else."""
+
+
 class CardForm(FlaskForm):
     card_number = StringField(
         "Card number",

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, flash, redirect, render_template, request, url_for
-from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response
 from wtforms import SubmitField
 
@@ -22,7 +21,7 @@ from webapp.sandbox import operations
 from webapp.sandbox.operations import portal as portal_ops
 from webapp.sandbox.operations.invoicing import item_price
 from webapp.sandbox.pages.blueprint import bp
-from webapp.sandbox.pages.common import CardForm, date, describe_price, sandbox
+from webapp.sandbox.pages.common import CardForm, EmptyForm, date, describe_price, sandbox
 from webapp.sandbox.store import Store
 from webapp.sandbox.wire import StripeAPIError
 
@@ -41,10 +40,6 @@ REASON_LABELS = {
 
 class UpdateCardForm(CardForm):
     submit = SubmitField("Update card")
-
-
-class EmptyForm(FlaskForm):
-    """A button-only POST (cancel, resume, keep plan): CSRF and nothing else."""
 
 
 @dataclass
