@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from sqlalchemy import select
 from tests.billing.member import Member
 from tests.billing_helpers import post_event, sandbox_events
 from tests.conftest import create_user, csrf_token
+from tests.sandbox.helpers import THREE_DS_CARD, answer_challenge
 from webapp.billing.credits import add_entry
 from webapp.billing.emails import unsubscribe_token
 from webapp.extensions import db
@@ -117,26 +118,63 @@ def test_a_cancelled_yearly_plan_gets_no_renewal_reminder_only_the_cancellation(
     assert row.ends_at.strftime("%B %-d, %Y") in cancelled.text_body
 
 
-def test_payment_action_required_links_to_where_the_payment_is_confirmed(app):
-    member = Member(app, create_user(app))
-    member.subscribe("starter", "monthly", card="fails_at_renewal")
-    with app.app_context():
-        member.advance(days=31)
-    [failed] = sandbox_events(app, ("invoice.payment_failed",))
-    action = copy.deepcopy(failed)
-    action.update(id=f"evt_{uuid.uuid4().hex[:24]}", type="invoice.payment_action_required")
-    assert post_event(member.client, action).status_code == 200
-    assert post_event(member.client, action).status_code == 200
-    [mail] = _mails(app, "payment_action_required")
-    assert mail.subject == "Confirm your payment"
-    assert "3-D Secure" in mail.text_body
-    assert "http://localhost/billing/update-card" in mail.text_body  # no hosted page (yet)
+def _subscribe_with_3ds(member: Member, plan: str = "starter", cycle: str = "monthly") -> None:
+    """Check out with the card that asks for 3-D Secure, and pass the bank's challenge."""
+    started = member.client.post(
+        "/checkout",
+        data={"plan": plan, "cycle": cycle, "csrf_token": csrf_token(member.client, "/pricing")},
+    )
+    path = urlsplit(started.headers["Location"]).path
+    card = {"card_number": THREE_DS_CARD, "expiry": "12 / 34", "cvc": "123"}
+    paid = member.client.post(path, data={"csrf_token": csrf_token(member.client, path), **card})
+    done = answer_challenge(member.client, paid.headers["Location"], "complete")
+    assert done.status_code == 303 and "session_id=" in done.headers["Location"]
+    assert member.client.get(done.headers["Location"]).status_code == 200  # fulfilled
 
-    # Once the invoice is paid, a late one about it says nothing.
-    member.portal("card", card_number="4242 4242 4242 4242", expiry="12 / 34", cvc="123")
+
+def test_a_renewal_that_needs_3d_secure_mails_the_page_where_it_is_confirmed(app):
+    member = Member(app, create_user(app))
+    _subscribe_with_3ds(member)
+    with app.app_context():
+        member.advance(days=32)  # the renewal's charge asks the cardholder to authenticate
+    [action] = sandbox_events(app, ("invoice.payment_action_required",))
+    assert post_event(member.client, action).get_json()["message"] == "duplicate"
+    [mail] = _mails(app, "payment_action_required")
+    assert mail.dedupe_key == f"payment_action_required:{action['id']}"
+    assert mail.subject == "Confirm your payment" and "3-D Secure" in mail.text_body
+    with app.app_context():
+        invoice = get_gateway().retrieve_invoice(action["data"]["object"]["id"])
+    assert invoice.hosted_invoice_url in mail.text_body
+    assert f'href="{invoice.hosted_invoice_url}"' in mail.html_body
+
+    # The link: the hosted invoice page, where the payment is confirmed with the bank.
+    page = urlsplit(invoice.hosted_invoice_url).path
+    started = member.client.post(
+        f"{page}/authenticate", data={"csrf_token": csrf_token(member.client, page)}
+    )
+    done = answer_challenge(member.client, started.headers["Location"], "complete")
+    assert urlsplit(done.headers["Location"]).path == page
+    with app.app_context():
+        assert get_gateway().retrieve_invoice(invoice.id).status == "paid"
+        assert db.session.scalar(select(Subscription.status)) == "active"
+    # A late copy of the event, about the invoice paid since, says nothing.
     late = dict(action, id=f"evt_{uuid.uuid4().hex[:24]}")
     assert post_event(member.client, late).status_code == 200
     assert len(_mails(app, "payment_action_required")) == 1
+
+
+def test_the_sandboxs_upcoming_invoice_brings_one_yearly_renewal_reminder(app):
+    member = Member(app, create_user(app))
+    member.subscribe("starter", "yearly")
+    renews = _subscription(app).current_period_end
+    days = app.config["SANDBOX_UPCOMING_INVOICE_DAYS"]
+    with app.app_context():
+        member.advance(days=365 - days + 1)  # inside Stripe's "days before renewal" setting
+    [upcoming] = sandbox_events(app, ("invoice.upcoming",))
+    assert post_event(member.client, upcoming).get_json()["message"] == "duplicate"
+    [mail] = _mails(app, "renewal_reminder")
+    assert renews.strftime("%B %-d, %Y") in mail.text_body and "$49.90" in mail.text_body
+    assert "http://localhost/account" in mail.text_body
 
 
 @pytest.mark.parametrize("stripe_sends", [False, True])
@@ -250,14 +288,15 @@ def test_the_preferences_page_saves_and_refuses_bad_input_with_a_400(app, client
     user_id = create_user(app)
     auth.login()
     page = client.get("/account")
-    assert 'href="/account/emails"' in page.text
-    form = client.get("/account/emails")
+    assert 'href="/account/notifications"' in page.text
+    form = client.get("/account/notifications")
     assert form.status_code == 200 and 'value="100"' in form.text
-    token = csrf_token(client, "/account/emails")
-    bad = client.post("/account/emails", data={"csrf_token": token, "credits_low_threshold": "-5"})
+    token = csrf_token(client, "/account/notifications")
+    bad_data = {"csrf_token": token, "credits_low_threshold": "-5"}
+    bad = client.post("/account/notifications", data=bad_data)
     assert bad.status_code == 400 and "Enter a whole number" in bad.text
     saved = client.post(
-        "/account/emails",
+        "/account/notifications",
         data={"csrf_token": token, "credits_low_threshold": "250", "wants_receipt_mail": "y"},
     )
     assert saved.status_code == 303

@@ -103,6 +103,8 @@ class Stripe:
             return obj["id"], None
         if kind.startswith("subscription_schedule."):
             return _id(obj.get("subscription") or obj.get("released_subscription")), None
+        if kind == "invoice.upcoming":  # a preview: no invoice of its own
+            return _id(obj["parent"]["subscription_details"]["subscription"]), None
         if kind.startswith("invoice."):
             return self._subscription_of(obj["id"]), obj["id"]
         if kind.startswith(("charge.", "refund.")):

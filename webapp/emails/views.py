@@ -1,4 +1,4 @@
-"""`/account/emails` (preferences), `/emails/unsubscribe/<token>` and `/billing/update-card`."""
+"""Mail preferences, the one-click unsubscribe, and the page a failed payment's mail links to."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 KIND_NAMES = {"receipt": "receipts", "credits_low": "credits-low warnings"}
 
 
-@bp.route("/account/emails", methods=["GET", "POST"])
+@bp.route("/account/notifications", methods=["GET", "POST"])
 @login_required
 def preferences() -> str | Response:
     user = db.session.get(User, current_user.id)
