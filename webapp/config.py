@@ -153,6 +153,11 @@ class Config:
 
         # Billing rules.
         self.PAST_DUE_GRACE_DAYS = int(env.get("PAST_DUE_GRACE_DAYS", "7"))
+        # Billing mail (README "Billing emails"): Stripe's own receipts are on (Dashboard,
+        # "Successful payments"), so ours are not sent; the balance under which a member is told
+        # their credits run low, unless they set their own (0: never).
+        self.STRIPE_SENDS_RECEIPTS = _bool(env.get("STRIPE_SENDS_RECEIPTS"))
+        self.CREDITS_LOW_THRESHOLD = int(env.get("CREDITS_LOW_THRESHOLD", "100"))
 
         # Mail (see README "Mail"). MAIL_URL (smtp://user:pass@host:587?starttls=true, or
         # smtps://… for TLS from the first byte) or the MAIL_HOST/… settings name the SMTP server;

@@ -17,7 +17,9 @@ from webapp.stripe_gateway import SANDBOX_API_KEY
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # Token-authenticated or signature-verified routes: nothing rides on a cookie there.
-CSRF_EXEMPT_PREFIXES = ("/api/", "/webhooks/", "/sandbox/control/")
+# The one-click unsubscribe is posted by mail clients (RFC 8058), with no session or token of
+# ours: its signed, per-member URL is the proof, and all it can do is stop a kind of mail.
+CSRF_EXEMPT_PREFIXES = ("/api/", "/webhooks/", "/sandbox/control/", "/emails/unsubscribe/")
 SAMPLE_ARGUMENTS = {"int": "1", "default": "x", "path": "x"}
 
 
@@ -62,8 +64,10 @@ def test_every_state_changing_form_route_refuses_a_request_without_a_csrf_token(
                 exempt.add(endpoint)
             continue
         assert refused_for_csrf(response), (endpoint, method, response.status_code)
-    # The only routes without CSRF: the webhook, the token-authenticated API, sandbox control.
-    assert {e.split(".")[0] for e in exempt} == {"webhooks", "api", "sandbox"}
+    # The only routes without CSRF: the webhook, the token-authenticated API, sandbox control,
+    # the one-click unsubscribe.
+    assert {e.split(".")[0] for e in exempt} == {"webhooks", "api", "sandbox", "emails"}
+    assert {e for e in exempt if e.startswith("emails.")} == {"emails.unsubscribe"}
     assert {e for e in exempt if e.startswith("sandbox.")} == {
         "sandbox.control_advance",
         "sandbox.control_deliver",
@@ -79,7 +83,7 @@ def test_sandbox_routes_exist_only_in_sandbox_mode(database_url):
         for _endpoint, _method, path in state_changing_routes(real)
         if path.startswith(CSRF_EXEMPT_PREFIXES)
     ]
-    assert all(p.startswith(("/api/", "/webhooks/")) for p in exempt_routes)
+    assert all(p.startswith(("/api/", "/webhooks/", "/emails/")) for p in exempt_routes)
 
 
 # --- Headers and cookies ---------------------------------------------------------------------

@@ -126,8 +126,8 @@ def test_the_environment_sets_the_days():
 @pytest.mark.parametrize("config_overrides", [{"SANDBOX_DELIVER_TO_SELF": True}])
 def test_the_site_takes_the_new_events_at_least_once(app: Flask, gateway: StripeGateway):
     """The new events reach /webhooks/stripe (twice each, as Stripe may) and are answered
-    2xx: invoice.upcoming (no id, no handler yet) is recorded as ignored, the 3-D Secure
-    renewal's events are processed; none fails."""
+    2xx: invoice.upcoming (no id; its handler sends yearly plans' renewal reminders) and the
+    3-D Secure renewal's events are processed; none fails."""
     sub = subscribe_3ds(app, gateway)
     client = app.test_client()
     client.post("/sandbox/control/faults", json={"webhooks": {"mode": "duplicate", "count": 50}})
@@ -140,7 +140,7 @@ def test_the_site_takes_the_new_events_at_least_once(app: Flask, gateway: Stripe
         assert all(d.status == "delivered" and d.last_status == 200 for d in sent)
     assert all(d.last_status == 200 for d in deliveries)
     ledger = dict(sql(app, "select type, status from webhook_events"))
-    assert ledger["invoice.upcoming"] == "ignored"
+    assert ledger["invoice.upcoming"] == "processed"
     assert ledger["invoice.payment_action_required"] == "processed"
     assert ledger["invoice.payment_failed"] == "processed"
     counts = sql(app, "select count(*) from webhook_events where type = 'invoice.upcoming'")

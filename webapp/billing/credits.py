@@ -38,6 +38,17 @@ from webapp.models.base import utcnow
 log = logging.getLogger(__name__)
 
 
+# The session's list of `LedgerWrite`s since its last commit or rollback.
+LEDGER_WRITES = "credit_ledger_writes"
+
+
+@dataclass(frozen=True)
+class LedgerWrite:
+    user_id: int
+    amount: int
+    invoice_id: str | None
+
+
 @dataclass(frozen=True)
 class CreditSummary:
     balance: int
@@ -112,6 +123,10 @@ def add_entry(
     )
     if added:
         log.info("credits %+d for user %s (%s)", amount, user_id, grant_key)
+        # Billing mail reads what this transaction wrote before it commits (the credits a refund
+        # took back; a balance that fell below a member's threshold): see billing/emails.py.
+        write = LedgerWrite(user_id, amount, invoice_id)
+        db.session.info.setdefault(LEDGER_WRITES, []).append(write)
     return added
 
 

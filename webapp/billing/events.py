@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from webapp.billing.base import LIVE_STATUSES, call_stripe
+from webapp.billing import emails
+from webapp.billing.base import LIVE_STATUSES, call_stripe, dig, id_of
 from webapp.billing.checkout import CheckoutFacts, apply_checkout_facts, fetch_checkout_facts
 from webapp.billing.credits import Cause, settle_subscription
 from webapp.billing.stripe_facts import SubscriptionFacts, invoice_of_payment
@@ -56,6 +57,14 @@ def _fetch_scheduled_subscription(event: dict) -> SubscriptionFacts | None:
     subscription_id = schedule.get("subscription") or schedule.get("released_subscription")
     if isinstance(subscription_id, dict):
         subscription_id = subscription_id.get("id")
+    return fetch_subscription_state(subscription_id) if subscription_id else None
+
+
+def _fetch_upcoming_subscription(event: dict) -> SubscriptionFacts | None:
+    """`invoice.upcoming`: a preview with no id; the subscription it renews, read afresh."""
+    upcoming = _object(event)
+    subscription_id = id_of(dig(upcoming, "parent", "subscription_details", "subscription"))
+    subscription_id = subscription_id or id_of(upcoming.get("subscription"))
     return fetch_subscription_state(subscription_id) if subscription_id else None
 
 
@@ -157,6 +166,7 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
     "subscription_schedule.canceled": _SCHEDULE,
     "subscription_schedule.completed": _SCHEDULE,
     "subscription_schedule.aborted": _SCHEDULE,
+    "invoice.upcoming": EventHandler(_fetch_upcoming_subscription, _apply_subscription),
     "invoice.paid": _INVOICE,
     "invoice.payment_failed": _INVOICE,
     "invoice.payment_action_required": _INVOICE,
@@ -200,6 +210,7 @@ def process_event(event: dict) -> EventOutcome:
             return EventOutcome("duplicate")
         if handler:
             handler.apply(facts)
+            emails.after_apply(event, facts)  # its mail, in the same transaction
         db.session.commit()
     except Exception as exc:
         db.session.rollback()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
@@ -12,6 +13,17 @@ from webapp.catalog import get_catalog
 from webapp.database import insert_or_ignore
 from webapp.extensions import db
 from webapp.models import Invoice, InvoiceLine
+
+# The session's list of `RefundSeen` since its last commit or rollback (see billing/emails.py).
+REFUNDS_SEEN = "invoice_refunds_seen"
+
+
+@dataclass(frozen=True)
+class RefundSeen:
+    invoice_id: str
+    user_id: int
+    before: int  # cents refunded as we held it
+    after: int  # as Stripe has it now
 
 
 def invoice_sequence(number: str | None) -> int:
@@ -45,6 +57,11 @@ def store_invoice(facts: InvoiceFacts, user_id: int) -> Invoice:
     ).one()
     if row.synced_at is not None and facts.fetched_at < row.synced_at:
         return row  # a worker that read Stripe after us has stored what it saw: keep it
+    if facts.amount_refunded > (row.amount_refunded or 0):
+        # Money went back since our last read: billing mail tells the member, whichever path
+        # stored it (a webhook, the success page), before this transaction commits.
+        seen = RefundSeen(facts.id, row.user_id, row.amount_refunded or 0, facts.amount_refunded)
+        db.session.info.setdefault(REFUNDS_SEEN, []).append(seen)
     row.synced_at = facts.fetched_at
     row.stripe_subscription_id = facts.subscription_id
     row.status = facts.status

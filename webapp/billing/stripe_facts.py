@@ -110,6 +110,7 @@ class InvoiceFacts:
     created: datetime
     lines: tuple[LineFacts, ...]
     fetched_at: datetime
+    amount_due: int = 0  # what is still to pay (billing mail says it)
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -235,6 +236,7 @@ def fetch_invoice_facts(invoice_id: str) -> InvoiceFacts:
         created=required_timestamp(invoice.created),
         lines=tuple(lines),
         fetched_at=fetched_at,
+        amount_due=invoice.amount_due or 0,
     )
 
 

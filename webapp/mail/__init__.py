@@ -15,9 +15,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from webapp.mail.delivery import deliver_due
-from webapp.mail.outbox import QUEUED_FLAG, queue_mail, render_mail
+from webapp.mail.outbox import QUEUED_FLAG, MailMeta, queue_mail, render_mail
 
-__all__ = ["deliver_due", "init_app", "queue_mail", "render_mail"]
+__all__ = ["MailMeta", "deliver_due", "init_app", "queue_mail", "render_mail"]
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import String
+from sqlalchemy import String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -52,6 +52,15 @@ class User(UserMixin, db.Model):
     # When the owner deleted the account: personal data is anonymised, the ledger and invoices
     # stay as accounting records, and the row can never log in again.
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Billing mail (webapp/billing/emails.py): the balance under which "credits low" is sent
+    # (None: the site's CREDITS_LOW_THRESHOLD), and whether it was sent since the balance last
+    # stood at or above it (so it is sent once per crossing).
+    credits_low_threshold: Mapped[int | None] = mapped_column()
+    credits_low_notified: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The non-essential billing mails, each with its one-click unsubscribe (essential ones,
+    # such as a failed payment, are always sent).
+    wants_receipt_mail: Mapped[bool] = mapped_column(default=True, server_default=true())
+    wants_credits_low_mail: Mapped[bool] = mapped_column(default=True, server_default=true())
 
     def set_password(self, password: str) -> None:
         # Werkzeug's default is scrypt, a memory-hard KDF.

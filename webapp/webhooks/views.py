@@ -15,6 +15,8 @@ from webapp.stripe_gateway import SignatureVerificationFailed, get_gateway
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 log = logging.getLogger(__name__)
+# Events whose object has no id: `invoice.upcoming` carries an invoice preview, not an invoice.
+ID_LESS_EVENTS = frozenset({"invoice.upcoming"})
 # The ledger's column sizes: an event id of up to 255 characters, a type of up to 100.
 MAX_ID_LENGTH, MAX_TYPE_LENGTH = 255, 100
 
@@ -55,7 +57,8 @@ def malformed_event_problem(event: dict[str, Any]) -> str | None:
     if not isinstance(obj, dict):
         return "data.object must be an object"
     object_id = obj.get("id")
-    if not isinstance(object_id, str | None) or (not object_id and event["type"] in EVENT_HANDLERS):
+    needs_id = event["type"] in EVENT_HANDLERS and event["type"] not in ID_LESS_EVENTS
+    if not isinstance(object_id, str | None) or (not object_id and needs_id):
         return "data.object.id must be a string"
     return None
 
