@@ -36,8 +36,8 @@ def test_the_download_holds_everything_and_no_secret(app, member):
     assert data["profile"] == {
         "email": "ada@example.com",
         "createdAt": data["profile"]["createdAt"],
-        "verified": False,
-        "emailVerifiedAt": None,
+        "verified": True,  # an established account (tests.conftest.create_user)
+        "emailVerifiedAt": data["profile"]["emailVerifiedAt"],
         "role": "user",
     }
     [subscription] = data["subscriptions"]
