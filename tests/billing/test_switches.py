@@ -231,3 +231,14 @@ def test_the_switch_page_needs_a_login(app, client):
     anonymous = client.get("/billing/switch?plan=business&cycle=monthly")
     assert anonymous.status_code in (302, 303)
     assert "/login" in anonymous.headers["Location"]
+
+
+def test_a_declined_card_changes_nothing_and_says_so(app, member):
+    member.subscribe("starter", "monthly", card="fails_at_renewal")  # pays now, fails later
+    html = open_switch(member, "business", "monthly").get_data(as_text=True)
+    declined = member.client.post("/billing/switch", data=form_of(html))
+    assert declined.status_code == 402
+    assert "Nothing changed" in declined.get_data(as_text=True)
+    assert plan_row(app) == ("starter", "monthly", None, None)
+    assert member.live()["items"]["data"][0].price.lookup_key == "starter_monthly"
+    assert member.balance() == 1000
