@@ -487,7 +487,7 @@ class StripeGateway:
             ]
             return schedules.update(
                 schedule.id,
-                params={"phases": phases, "end_behavior": "release"},  # type: ignore[typeddict-item]
+                params={"phases": phases, "end_behavior": "release"},  # type: ignore[arg-type]
                 options={"idempotency_key": f"{idempotency_key}:phases"},
             )
 
