@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Blueprint, abort, flash, redirect, render_template, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, logout_user
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response
@@ -14,13 +14,15 @@ from werkzeug.wrappers import Response
 from webapp import billing, member_cache
 from webapp.account.deletion import DeletionBusy, delete_account
 from webapp.account.export import export_user_data
-from webapp.account.forms import DeleteAccountForm
+from webapp.account.forms import DeleteAccountForm, SwitchForm
 from webapp.auth.forms import EmptyForm
 from webapp.auth.limits import spend_login_attempt
+from webapp.billing import switches
 from webapp.catalog import get_catalog
 from webapp.extensions import db
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
-from webapp.stripe_gateway import PaymentProviderError
+from webapp.plan_copy import published_copy
+from webapp.stripe_gateway import CardDeclined, PaymentProviderError
 from webapp.urls import public_url
 
 bp = Blueprint("account", __name__)
@@ -86,6 +88,78 @@ def portal() -> Response | tuple[str, int]:
         log.warning("portal for user %s failed at the payment provider: %s", current_user.id, exc)
         return render_template("errors/502.html", status=502), 502
     return redirect(url, code=303)
+
+
+# --- switching plan from the pricing page (webapp/billing/switches.py) ----------------------
+
+
+@bp.get("/billing/switch")
+@login_required
+def switch() -> Response | tuple[str, int]:
+    """What switching to ?plan=&cycle= costs, as Stripe previews it; nothing changes yet."""
+    plan, cycle = request.args.get("plan", ""), request.args.get("cycle", "")
+    try:
+        terms = switches.switch_terms(current_user, plan, cycle)
+    except switches.SwitchDone as exc:
+        flash(exc.message, "info")
+        return redirect(url_for("account.index"), code=303)
+    except (switches.SwitchRefused, billing.BillingError, PaymentProviderError) as exc:
+        return _switch_failed(exc)
+    return render_switch(terms)
+
+
+@bp.post("/billing/switch")
+@login_required
+def confirm_switch() -> Response | tuple[str, int]:
+    form = SwitchForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        terms = switches.confirm_switch(
+            current_user,
+            form.plan.data or "",
+            form.cycle.data or "",
+            proration_date=form.proration_date.data,
+            shown_amount=form.amount.data or 0,
+        )
+    except switches.SwitchDone as exc:
+        flash(exc.message, "info")
+        return redirect(url_for("account.index"), code=303)
+    except switches.SwitchStale as exc:
+        return render_switch(exc.terms, notice=f"{exc.message} Please check it again."), 409
+    except CardDeclined as exc:
+        message = exc.user_message or "Your card was declined."
+        return _switch_failed(exc, message=f"{message} Nothing changed.", status=402)
+    except (billing.BillingError, PaymentProviderError) as exc:
+        return _switch_failed(exc)
+    name = f"{plan_name(terms.plan_id)} ({terms.cycle})"
+    if terms.immediate:
+        flash(f"Your plan is now {name}.", "success")
+    else:
+        flash(f"Your plan switches to {name} on {terms.starts_at:%B %-d, %Y}.", "success")
+    return redirect(url_for("account.index"), code=303)
+
+
+def render_switch(terms: switches.SwitchTerms, notice: str | None = None) -> str:
+    form = SwitchForm(
+        formdata=None,  # the terms shown now, never the ones a stale form posted
+        plan=terms.plan_id,
+        cycle=terms.cycle,
+        amount=terms.amount_now if terms.immediate else terms.renewal_amount,
+        proration_date=terms.proration_date,
+    )
+    return render_template("account/switch.html", terms=terms, form=form, notice=notice)
+
+
+def _switch_failed(
+    exc: Exception, *, message: str | None = None, status: int | None = None
+) -> tuple[str, int]:
+    if isinstance(exc, billing.BillingError):
+        message, status = message or exc.message, status or exc.status
+    elif isinstance(exc, PaymentProviderError) and status is None:
+        log.warning("switch for user %s failed at the payment provider: %s", current_user.id, exc)
+        return render_template("errors/502.html", status=502), 502
+    return render_template("account/switch_refused.html", message=message), status or 400
 
 
 # --- the member's own data ------------------------------------------------------------------
@@ -165,3 +239,7 @@ def render_delete_page(form: DeleteAccountForm) -> str:
 def deleted() -> str:
     """Where a deletion lands: the person is logged out; nothing here depends on who they were."""
     return render_template("account/deleted.html")
+
+
+def plan_name(plan_id: str) -> str:
+    return published_copy().plan(plan_id)["name"]

@@ -396,6 +396,101 @@ class StripeGateway:
         with self._calling("update_subscription"):
             return self.client.v1.subscriptions.update(subscription_id, params=params)  # type: ignore[arg-type]
 
+    # --- plan switches (webapp/billing/switches.py) ----------------------------------------------
+
+    def preview_switch(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        proration_behavior: str,
+        reset_billing_cycle: bool = False,
+        proration_date: int | None = None,
+        recurring: bool = False,
+    ) -> stripe.Invoice:
+        """The invoice Stripe would make if the subscription's item moved to `price_id`
+        (`invoices.create_preview`; `recurring`: the recurring charge only, no prorations)."""
+        details: dict[str, Any] = {
+            "items": [{"id": item_id, "price": price_id}],
+            "proration_behavior": proration_behavior,
+        }
+        if reset_billing_cycle:
+            details["billing_cycle_anchor"] = {"type": "now"}
+        if proration_date is not None:
+            details["proration_date"] = proration_date
+        params: dict[str, Any] = {"subscription": subscription_id, "subscription_details": details}
+        if recurring:
+            params["preview_mode"] = "recurring"
+        with self._calling("preview_switch"):
+            return self.client.v1.invoices.create_preview(params=params)  # type: ignore[arg-type]
+
+    def switch_price_now(
+        self,
+        subscription_id: str,
+        *,
+        item_id: str,
+        price_id: str,
+        reset_billing_cycle: bool,
+        proration_date: int,
+        idempotency_key: str,
+    ) -> stripe.Subscription:
+        """Move the item to `price_id` at once, invoiced and charged at once, prorated as of
+        `proration_date` (the previewed one, so the charge is the previewed figure). A refused
+        card changes nothing (`error_if_incomplete`), as in the portal."""
+        params: dict[str, Any] = {
+            "items": [{"id": item_id, "price": price_id}],
+            "proration_behavior": "always_invoice",
+            "proration_date": proration_date,
+            "payment_behavior": "error_if_incomplete",
+        }
+        if reset_billing_cycle:
+            params["billing_cycle_anchor"] = {"type": "now"}
+        with self._calling("switch_price_now"):
+            return self.client.v1.subscriptions.update(
+                subscription_id,
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+
+    def schedule_price_at_period_end(
+        self,
+        subscription_id: str,
+        *,
+        schedule_id: str | None,
+        price_id: str,
+        idempotency_key: str,
+    ) -> stripe.SubscriptionSchedule:
+        """Switch to `price_id` when the current period ends, through a subscription schedule
+        (as the portal does for a scheduled downgrade): one made from the subscription (or its
+        idle one, `schedule_id`), then given a second phase on the new price."""
+        with self._calling("schedule_price_at_period_end"):
+            schedules = self.client.v1.subscription_schedules
+            if schedule_id is None:
+                schedule = schedules.create(
+                    params={"from_subscription": subscription_id},
+                    options={"idempotency_key": f"{idempotency_key}:create"},
+                )
+            else:
+                schedule = schedules.retrieve(schedule_id)
+            current = schedule.phases[0]
+            phases: list[dict[str, Any]] = [
+                {
+                    "items": [
+                        {"price": id_of_price(item.price), "quantity": item.quantity or 1}
+                        for item in current["items"]
+                    ],
+                    "start_date": current.start_date,
+                    "end_date": current.end_date,
+                },
+                {"items": [{"price": price_id, "quantity": 1}], "proration_behavior": "none"},
+            ]
+            return schedules.update(
+                schedule.id,
+                params={"phases": phases, "end_behavior": "release"},  # type: ignore[arg-type]
+                options={"idempotency_key": f"{idempotency_key}:phases"},
+            )
+
     def cancel_subscription(
         self, subscription_id: str, *, idempotency_key: str | None = None, **params: Any
     ) -> stripe.Subscription:
@@ -462,6 +557,11 @@ class StripeGateway:
                 raise SignatureVerificationFailed("the payload is not a Stripe event")
             return event
         raise SignatureVerificationFailed("no configured secret matches the signature")
+
+
+def id_of_price(price: Any) -> str:
+    """A schedule phase item's price: an id, or the expanded Price."""
+    return price if isinstance(price, str) else price.id
 
 
 def _refuse_future_timestamp(signature_header: str, tolerance: int) -> None:
