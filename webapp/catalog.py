@@ -15,6 +15,12 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from webapp.checkout_options import (
+    CheckoutOptions,
+    CheckoutOptionsError,
+    parse_checkout_settings,
+    resolve,
+)
 from webapp.plan_changes import PlanChangePolicy, PolicyError, parse_policy
 
 CATALOG_PATH = Path(__file__).with_name("catalog.toml")
@@ -67,6 +73,8 @@ class Catalog:
     plans: dict[str, Plan]  # in display order of the file
     default_page_copy: dict[str, Any]
     policy: PlanChangePolicy
+    # `[checkout]`: the checkout options of each environment (see webapp/checkout_options.py).
+    checkout: dict[str, CheckoutOptions] = field(default_factory=dict, compare=False)
 
     def plan(self, plan_id: str) -> Plan:
         try:
@@ -149,7 +157,11 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
         policy = parse_policy(data.get("plan_changes"))
     except PolicyError as exc:
         raise CatalogError(str(exc)) from None
-    return Catalog(currency, {plan.id: plan for plan in plans}, page, policy)
+    try:
+        checkout = parse_checkout_settings(data.get("checkout"))
+    except CheckoutOptionsError as exc:
+        raise CatalogError(str(exc)) from None
+    return Catalog(currency, {plan.id: plan for plan in plans}, page, policy, checkout)
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
@@ -167,12 +179,25 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
 
 
 def init_app(app: Flask) -> None:
-    """Load and validate the catalog once; a bad catalog stops start-up here."""
-    app.extensions["catalog"] = load_catalog(Path(app.config.get("CATALOG_PATH") or CATALOG_PATH))
+    """Load and validate the catalog once; a bad catalog stops start-up here, and so does a
+    `CHECKOUT_*` override that is not true or false."""
+    catalog = load_catalog(Path(app.config.get("CATALOG_PATH") or CATALOG_PATH))
+    app.extensions["catalog"] = catalog
+    try:
+        app.extensions["checkout_options"] = resolve(
+            catalog.checkout, app.config["APP_ENV"], app.config.get("CHECKOUT_OVERRIDES") or {}
+        )
+    except CheckoutOptionsError as exc:
+        raise CatalogError(str(exc)) from None
 
 
 def get_catalog() -> Catalog:
     return current_app.extensions["catalog"]
+
+
+def get_checkout_options() -> CheckoutOptions:
+    """The checkout options in force here: `[checkout]` for APP_ENV, with overrides applied."""
+    return current_app.extensions["checkout_options"]
 
 
 def format_money(cents: int, currency: str = "usd") -> str:

@@ -84,6 +84,9 @@ class Config:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.APP_ENV = env.get("APP_ENV", "development")
+        # `CHECKOUT_<OPTION>=true|false` overrides an option of catalog.toml's `[checkout]` for
+        # this deployment (webapp/checkout_options.py reads and checks them).
+        self.CHECKOUT_OVERRIDES = {k: v for k, v in env.items() if k.startswith("CHECKOUT_")}
         # The site's origin as visitors reach it (`https://llmgen.example`): every absolute URL we
         # hand out (Stripe's success, cancel and return URLs) is built on it, never on the
         # request's Host header, which anyone can forge.

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 import click
@@ -355,6 +356,67 @@ def check_catalog_command() -> None:
             click.echo(line, err=True)
         raise SystemExit(1)
     click.echo("Stripe matches the catalog")
+
+
+@stripe_cli.command("create-coupon")
+@click.option("--percent-off", type=click.FloatRange(0, 100, min_open=True), help="e.g. 20")
+@click.option("--amount-off", type=click.IntRange(min=1), help="cents off, e.g. 500 = $5")
+@click.option("--currency", default=None, help="with --amount-off (default: the catalog's)")
+@click.option(
+    "--duration",
+    type=click.Choice(["once", "repeating", "forever"]),
+    default="once",
+    show_default=True,
+)
+@click.option(
+    "--months", "duration_in_months", type=click.IntRange(min=1), help="with --duration repeating"
+)
+@click.option("--max-redemptions", type=click.IntRange(min=1))
+@click.option("--redeem-by", type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD (UTC)")
+@click.option("--name", help="shown to the customer on Checkout and invoices")
+@click.option("--id", "coupon_id", help="your own id (default: Stripe makes one)")
+def create_coupon_command(**options: Any) -> None:
+    """Create a coupon (percent or amount off; once, repeating or forever). Prints its id."""
+    if (options["percent_off"] is None) == (options["amount_off"] is None):
+        raise click.UsageError("give exactly one of --percent-off or --amount-off")
+    if options["amount_off"] is not None:
+        options["currency"] = options["currency"] or get_catalog().currency
+    elif options["currency"]:
+        raise click.UsageError("--currency goes with --amount-off")
+    if (options["duration"] == "repeating") != (options["duration_in_months"] is not None):
+        raise click.UsageError("--months goes with --duration repeating, and it needs it")
+    if options["redeem_by"] is not None:
+        options["redeem_by"] = int(options["redeem_by"].replace(tzinfo=UTC).timestamp())
+    try:
+        coupon = get_gateway().create_coupon(**options)
+    except PaymentProviderError as exc:
+        raise click.ClickException(f"Stripe refused: {exc}") from None
+    click.echo(coupon.id)
+    _deliver_sandbox_webhooks()
+
+
+@stripe_cli.command("create-promotion-code")
+@click.option("--coupon", "coupon_id", required=True, help="the coupon's id")
+@click.option("--code", required=True, help="what customers type, e.g. SPRING20")
+@click.option("--max-redemptions", type=click.IntRange(min=1))
+@click.option("--expires", type=click.DateTime(["%Y-%m-%d"]), help="YYYY-MM-DD (UTC)")
+@click.option("--first-time-only", is_flag=True, help="only customers who never paid before")
+def create_promotion_code_command(
+    coupon_id: str, code: str, max_redemptions: int | None, expires: Any, first_time_only: bool
+) -> None:
+    """Create a customer-facing code for a coupon. Prints its id."""
+    try:
+        promotion_code = get_gateway().create_promotion_code(
+            coupon_id=coupon_id,
+            code=code,
+            max_redemptions=max_redemptions,
+            expires_at=int(expires.replace(tzinfo=UTC).timestamp()) if expires else None,
+            first_time_transaction=first_time_only,
+        )
+    except PaymentProviderError as exc:
+        raise click.ClickException(f"Stripe refused: {exc}") from None
+    click.echo(promotion_code.id)
+    _deliver_sandbox_webhooks()
 
 
 def _deliver_sandbox_webhooks() -> None:

@@ -22,8 +22,10 @@ def new_checkout(
     lookup_key: str = "starter_monthly",
     user_id: int = 1,
     key: str = "1",
+    option_params: dict[str, Any] | None = None,
 ) -> Any:
-    """A customer and an open subscription checkout session for them, as billing creates them."""
+    """A customer and an open subscription checkout session for them, as billing creates them
+    (with `option_params`: the checkout options, e.g. `{"allow_promotion_codes": True}`)."""
     customer = gateway.create_customer(email=email, user_id=user_id, idempotency_key=f"cus-{key}")
     price = gateway.price_for(lookup_key)
     plan, _, cycle = lookup_key.rpartition("_")
@@ -36,6 +38,7 @@ def new_checkout(
         success_url="http://localhost/checkout/success?session_id={CHECKOUT_SESSION_ID}",
         cancel_url="http://localhost/pricing",
         idempotency_key=f"cs-{key}",
+        option_params=option_params,
     )
 
 

@@ -32,7 +32,7 @@ from webapp.billing.sync import (
     apply_subscription_state,
     fetch_subscription_state,
 )
-from webapp.catalog import Plan, Price, get_catalog
+from webapp.catalog import Plan, Price, get_catalog, get_checkout_options
 from webapp.extensions import db
 from webapp.models import CheckoutSession, User
 from webapp.models.base import utcnow
@@ -128,7 +128,10 @@ def _start_checkout(
     plan_id, cycle = plan.id, price.cycle
     # The key counts this user's sessions *before* looking for an open one: a racing request that
     # records its session in between is then found below, or else both send the same key.
-    idempotency_key = _checkout_idempotency_key(user.id, plan_id, cycle, success_url, cancel_url)
+    options = get_checkout_options()
+    idempotency_key = _checkout_idempotency_key(
+        user.id, plan_id, cycle, success_url, cancel_url, options.fingerprint()
+    )
     reusable = _reuse_or_expire_open_session(user.id, plan_id, cycle, success_url, cancel_url)
     if reusable is not None:
         return CheckoutStart(reusable.stripe_session_id, reusable.url, plan, price)
@@ -150,6 +153,7 @@ def _start_checkout(
         success_url=success_url,
         cancel_url=cancel_url,
         idempotency_key=idempotency_key,
+        option_params=options.session_params(),
     )
     _record_checkout_session(user.id, plan_id, cycle, session)
     log.info("checkout session %s created for user %s (%s)", session.id, user.id, price.lookup_key)
@@ -167,13 +171,14 @@ def _refuse_if_live_at_stripe(customer_id: str) -> None:
     raise SubscriptionExists(SUBSCRIPTION_EXISTS)
 
 
-def _checkout_idempotency_key(user_id: int, plan_id: str, cycle: str, *urls: str) -> str:
+def _checkout_idempotency_key(user_id: int, plan_id: str, cycle: str, *parts: str) -> str:
     # A double click sends the same key (one session); a later checkout, after the previous one
     # was completed or expired, counts one more session and so gets a new key.
     attempts = db.session.scalar(
         select(func.count()).select_from(CheckoutSession).where(CheckoutSession.user_id == user_id)
     )
-    urls_digest = hashlib.sha256("\n".join(urls).encode()).hexdigest()[:16]
+    # The return URLs and the checkout options: other parameters need another key.
+    urls_digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
     return f"checkout-{user_id}-{attempts}-{plan_id}-{cycle}-{urls_digest}"
 
 

@@ -252,7 +252,9 @@ def _line_facts(line: Any) -> LineFacts:
         id=line.id,
         subscription_id=id_of(dig(details, "subscription")),
         price=price_facts(dig(line, "pricing", "price_details", "price")),
-        amount=line.amount,
+        # What the line charged: its amount less its share of the invoice's discounts, so money
+        # that goes back (a refund) is weighed against what was paid, not the list price.
+        amount=line.amount - sum(d.amount for d in (line.discount_amounts or [])),
         proration=bool(dig(details, "proration")),
         period_start=required_timestamp(line.period.start),
         period_end=required_timestamp(line.period.end),

@@ -123,7 +123,8 @@ class InvoiceLine(db.Model):
     cycle: Mapped[str | None] = mapped_column(String(10))
     # The plan's monthly credits when the line was billed (0 for a line that is not a plan).
     credits_per_month: Mapped[int] = mapped_column(Integer, default=0)
-    amount: Mapped[int] = mapped_column(Integer)  # cents; negative for unused time credited back
+    # Cents charged, after the line's discounts; negative for unused time credited back.
+    amount: Mapped[int] = mapped_column(Integer)
     proration: Mapped[bool] = mapped_column(Boolean, default=False)
     period_start: Mapped[datetime] = mapped_column(UTCDateTime())
     period_end: Mapped[datetime] = mapped_column(UTCDateTime())

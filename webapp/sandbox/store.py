@@ -39,6 +39,9 @@ OBJECT_NAMES = {
     "billing_portal.configuration": "billing_portal.configuration",
     "sandbox.hosted_invoice_link": "invoice",
     "sandbox.three_d_secure_challenge": "authentication",
+    "coupon": "coupon",
+    "promotion_code": "promotion code",
+    "discount": "discount",
 }
 
 

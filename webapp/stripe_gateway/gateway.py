@@ -213,20 +213,25 @@ class StripeGateway:
         success_url: str,
         cancel_url: str,
         idempotency_key: str,
+        option_params: dict[str, Any] | None = None,
     ) -> stripe.checkout.Session:
+        """A subscription-mode session; `option_params` are the checkout options in force
+        (`CheckoutOptions.session_params`: `allow_promotion_codes`…)."""
         metadata = {"user_id": str(user_id), "plan": plan_id, "cycle": cycle}
+        params: dict[str, Any] = {
+            "mode": "subscription",
+            "customer": customer_id,
+            "client_reference_id": str(user_id),
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "metadata": metadata,
+            "subscription_data": {"metadata": metadata},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            **(option_params or {}),
+        }
         with self._calling("create_checkout_session"):
             return self.client.v1.checkout.sessions.create(
-                params={
-                    "mode": "subscription",
-                    "customer": customer_id,
-                    "client_reference_id": str(user_id),
-                    "line_items": [{"price": price_id, "quantity": 1}],
-                    "metadata": metadata,
-                    "subscription_data": {"metadata": metadata},
-                    "success_url": success_url,
-                    "cancel_url": cancel_url,
-                },
+                params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key},
             )
 
@@ -249,6 +254,87 @@ class StripeGateway:
             params["configuration"] = configuration_id
         with self._calling("create_portal_session"):
             return self.client.v1.billing_portal.sessions.create(params=params)  # type: ignore[arg-type]
+
+    # --- coupons and promotion codes -----------------------------------------------------------
+
+    def create_coupon(
+        self,
+        *,
+        duration: str,
+        percent_off: float | None = None,
+        amount_off: int | None = None,
+        currency: str | None = None,
+        duration_in_months: int | None = None,
+        max_redemptions: int | None = None,
+        redeem_by: int | None = None,
+        name: str | None = None,
+        coupon_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> stripe.Coupon:
+        """A coupon: `percent_off`, or `amount_off` in `currency`; `duration` once, repeating
+        (for `duration_in_months`) or forever."""
+        given = {
+            "duration": duration,
+            "percent_off": percent_off,
+            "amount_off": amount_off,
+            "currency": currency,
+            "duration_in_months": duration_in_months,
+            "max_redemptions": max_redemptions,
+            "redeem_by": redeem_by,
+            "name": name,
+            "id": coupon_id,
+        }
+        params = {key: value for key, value in given.items() if value is not None}
+        with self._calling("create_coupon"):
+            return self.client.v1.coupons.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key} if idempotency_key else None,
+            )
+
+    def retrieve_coupon(self, coupon_id: str) -> stripe.Coupon:
+        with self._calling("retrieve_coupon"):
+            return self.client.v1.coupons.retrieve(coupon_id)
+
+    def create_promotion_code(
+        self,
+        *,
+        coupon_id: str,
+        code: str,
+        max_redemptions: int | None = None,
+        expires_at: int | None = None,
+        first_time_transaction: bool = False,
+        idempotency_key: str | None = None,
+    ) -> stripe.PromotionCode:
+        """A customer-facing code for a coupon (since basil: `promotion[coupon]`)."""
+        params: dict[str, Any] = {
+            "promotion": {"type": "coupon", "coupon": coupon_id},
+            "code": code,
+        }
+        if max_redemptions is not None:
+            params["max_redemptions"] = max_redemptions
+        if expires_at is not None:
+            params["expires_at"] = expires_at
+        if first_time_transaction:
+            params["restrictions"] = {"first_time_transaction": True}
+        with self._calling("create_promotion_code"):
+            return self.client.v1.promotion_codes.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key} if idempotency_key else None,
+            )
+
+    def find_promotion_codes(self, code: str) -> list[stripe.PromotionCode]:
+        """Promotion codes with this code (active or not)."""
+        with self._calling("list_promotion_codes"):
+            listed = self.client.v1.promotion_codes.list(params={"code": code, "limit": 100})
+            return list(listed.auto_paging_iter())
+
+    def set_promotion_code_active(
+        self, promotion_code_id: str, active: bool
+    ) -> stripe.PromotionCode:
+        with self._calling("update_promotion_code"):
+            return self.client.v1.promotion_codes.update(
+                promotion_code_id, params={"active": active}
+            )
 
     # --- billing-portal configurations ---------------------------------------------------------
 

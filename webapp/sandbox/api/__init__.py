@@ -26,6 +26,7 @@ from webapp.sandbox.api import (  # noqa: F401
     checkout,
     credit_notes,
     customers,
+    discounts,
     events,
     invoices,
     payments,

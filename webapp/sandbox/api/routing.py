@@ -97,6 +97,15 @@ def expand(store: Store, obj: dict[str, Any], path: list[str], full: str) -> Non
             obj[head] = include(store, obj)
     elif head not in obj:
         raise invalid(f"This property cannot be expanded ({head}).", param="expand")
+    elif isinstance(obj[head], list) and all(isinstance(item, str) for item in obj[head]):
+        # A list of ids (`discounts`): each becomes its object.
+        found_all = [store.find(item) for item in obj[head]]
+        if any(found is None for found in found_all):
+            raise invalid(f"This property cannot be expanded ({head}).", param="expand")
+        obj[head] = [store.render(found) for found in found_all]
+        for item in obj[head] if rest else []:
+            expand(store, item, rest, full)
+        return
     elif isinstance(obj[head], str):
         found = store.find(obj[head])
         if found is None:

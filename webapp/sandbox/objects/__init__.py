@@ -9,6 +9,7 @@ from webapp.sandbox.objects.catalog import *  # noqa: F403
 from webapp.sandbox.objects.common import *  # noqa: F403
 from webapp.sandbox.objects.credit_notes import *  # noqa: F403
 from webapp.sandbox.objects.customers import *  # noqa: F403
+from webapp.sandbox.objects.discounts import *  # noqa: F403
 from webapp.sandbox.objects.payments import *  # noqa: F403
 from webapp.sandbox.objects.schedules import *  # noqa: F403
 from webapp.sandbox.objects.sessions import *  # noqa: F403

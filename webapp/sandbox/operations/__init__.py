@@ -2,7 +2,8 @@
 payments, changing or cancelling a subscription, and what the test clock sets off.
 
 - `cards`: Stripe's test cards; attaching a card.
-- `checkout`: paying and expiring Checkout Sessions.
+- `checkout`: paying and expiring Checkout Sessions; promotion codes on them.
+- `discounts`: coupons, promotion codes, discounts on invoices.
 - `invoicing`: invoice lines, creating and finalizing invoices.
 - `payments`: PaymentIntents, Charges, InvoicePayments, refunds, disputes, voids.
 - `credit_notes`: credit notes before and after payment, and voiding them.
@@ -29,20 +30,25 @@ from webapp.sandbox.operations.changes import (
     set_cancel_at_period_end,
 )
 from webapp.sandbox.operations.checkout import (
+    apply_promotion_code,
     expire_checkout_session,
     expire_overdue_sessions,
     open_session,
     pay_checkout_session,
+    remove_promotion_code,
     session_price,
 )
 from webapp.sandbox.operations.clock import advance_clock
+from webapp.sandbox.operations.discounts import RedemptionError
 from webapp.sandbox.operations.payments import pay_open_invoices
 
 __all__ = [
     "CardError",
     "Change",
+    "RedemptionError",
     "advance_clock",
     "apply_change",
+    "apply_promotion_code",
     "attach_card",
     "cancel_now",
     "check_card",
@@ -55,6 +61,7 @@ __all__ = [
     "pay_open_invoices",
     "portal_cancel_at_period_end",
     "portal_resume",
+    "remove_promotion_code",
     "session_price",
     "set_cancel_at",
     "set_cancel_at_period_end",

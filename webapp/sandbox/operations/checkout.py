@@ -14,6 +14,13 @@ from webapp.sandbox.operations.cards import (
     check_card,
     needs_authentication,
 )
+from webapp.sandbox.operations.discounts import (
+    RedemptionError,
+    check_redemption,
+    discount_amount,
+    find_promotion_code,
+    redeem,
+)
 from webapp.sandbox.operations.invoicing import create_invoice, period_line
 from webapp.sandbox.operations.payments import pay_invoice
 from webapp.sandbox.store import Store, diff
@@ -68,6 +75,18 @@ def pay_checkout_session(
         mode=session.get("_billing_mode") or "flexible",
         proration_discounts=session.get("_proration_discounts"),
     )
+    if session.get("_promotion_code"):
+        # Checked again as the payment is made: the code may have run out meanwhile.
+        promo, coupon = session_promotion(store, session, customer_id=customer["id"])
+        discount = redeem(
+            store,
+            promo,
+            coupon,
+            customer_id=customer["id"],
+            subscription_id=sub["id"],
+            checkout_session_id=session["id"],
+        )
+        sub["discounts"] = [discount["id"]]
     store.save(sub)
     store.emit("customer.subscription.created", sub)
     item = sub["items"]["data"][0]
@@ -92,6 +111,65 @@ def pay_checkout_session(
     )
     store.save(session)
     store.emit("checkout.session.completed", session)
+    return session
+
+
+# --- promotion codes on the hosted page --------------------------------------------------------
+
+
+def session_subtotal(store: Store, session: dict[str, Any]) -> int:
+    return session_price(store, session)["unit_amount"] * session["_line_items"][0]["quantity"]
+
+
+def session_promotion(
+    store: Store, session: dict[str, Any], *, customer_id: str | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The session's promotion code and its coupon, if they may still be redeemed."""
+    promo = store.get("promotion_code", session["_promotion_code"])
+    coupon = check_redemption(
+        store,
+        promo,
+        customer_id=customer_id or session.get("customer"),
+        subtotal=session_subtotal(store, session),
+        currency=session["currency"],
+    )
+    return promo, coupon
+
+
+def apply_promotion_code(store: Store, session_id: str, code: str) -> dict[str, Any]:
+    """The buyer's "Add promotion code": check it and show the discounted total (nothing is
+    redeemed until the session is paid). Raises RedemptionError with the page's words."""
+    session = open_session(store, session_id)
+    if not session.get("allow_promotion_codes"):
+        raise RedemptionError("unknown")
+    promo = find_promotion_code(store, code)
+    session["_promotion_code"] = promo["id"]
+    try:
+        _promo, coupon = session_promotion(store, session)
+    except RedemptionError:
+        session["_promotion_code"] = None
+        raise
+    subtotal = session_subtotal(store, session)
+    off = discount_amount(coupon, subtotal)
+    session.update(
+        discounts=[{"coupon": coupon["id"], "promotion_code": promo["id"]}],
+        amount_total=subtotal - off,
+        total_details={**session["total_details"], "amount_discount": off},
+    )
+    store.save(session)
+    return session
+
+
+def remove_promotion_code(store: Store, session_id: str) -> dict[str, Any]:
+    session = open_session(store, session_id)
+    subtotal = session_subtotal(store, session)
+    session.update(
+        _promotion_code=None,
+        discounts=[],
+        amount_total=subtotal,
+        total_details={**session["total_details"], "amount_discount": 0},
+    )
+    store.save(session)
     return session
 
 

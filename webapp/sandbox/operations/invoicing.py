@@ -1,5 +1,6 @@
-"""Invoices: what a line says, creating and finalizing an invoice with the customer's credit
-balance applied, and the PaymentIntent Stripe makes for what is left to pay."""
+"""Invoices: what a line says, creating and finalizing an invoice with the subscription's
+discounts and the customer's credit balance applied, and the PaymentIntent Stripe makes for
+what is left to pay."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from webapp.sandbox import objects
+from webapp.sandbox.operations.discounts import after_invoiced, apply_discounts
 from webapp.sandbox.store import Store, new_id
 
 
@@ -118,6 +120,7 @@ def create_invoice(
     invoice = build_invoice(
         store, customer, sub, billing_reason, specs, period_start, period_end, new_id("in_")
     )
+    after_invoiced(store, sub, invoice)
     customer["balance"] = invoice["ending_balance"]
     customer["next_invoice_sequence"] += 1
     store.save(customer)
@@ -150,6 +153,7 @@ def build_invoice(
         period_start=period_start,
         period_end=period_end,
     )
+    apply_discounts(store, invoice, sub)
     # A negative balance is credit the customer holds (from a downgrade or a prorated
     # cancellation); it pays what it can, and a negative total adds to it.
     balance, total = customer["balance"], invoice["total"]

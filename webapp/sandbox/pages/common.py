@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app
 from flask_wtf import FlaskForm
 from wtforms import StringField, SubmitField
-from wtforms.validators import DataRequired, Regexp
+from wtforms.validators import DataRequired, Length, Regexp
 
 from webapp.catalog import format_money
 from webapp.sandbox import operations
@@ -49,6 +49,17 @@ class CardForm(FlaskForm):
             month,
             (year + 2000 if year < 100 else year),
         )
+
+
+class PromotionCodeForm(FlaskForm):
+    code = StringField(
+        "Promotion code",
+        validators=[
+            DataRequired(message="Enter a promotion code."),
+            Length(max=500, message="This code is invalid."),
+        ],
+    )
+    submit = SubmitField("Apply")
 
 
 def cycle(price: dict[str, Any]) -> str:

@@ -1,0 +1,111 @@
+"""Checkout options: what Stripe Checkout offers the buyer, on or off per environment, as data.
+
+`catalog.toml`'s `[checkout]` table names each option once. An option is either one value for
+every environment or a table with one value per environment (`development`, `test`,
+`production`, all three required so that turning an option on is a decision for each). An
+environment variable (`CHECKOUT_<OPTION>`, e.g. `CHECKOUT_ALLOW_PROMOTION_CODES=false`) overrides
+the file for one deployment. The resolved options are what `billing.checkout` sends with every
+Checkout Session (see `CheckoutOptions.session_params`).
+
+Later options (trials, tax, consent) slot in as further fields of `CheckoutOptions` and further
+entries of `OPTIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+ENVIRONMENTS = ("development", "test", "production")
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+
+
+class CheckoutOptionsError(ValueError):
+    """The `[checkout]` table (or an override) names an unknown option or a bad value."""
+
+
+@dataclass(frozen=True)
+class CheckoutOptions:
+    """The checkout options in force in one environment."""
+
+    # Checkout shows an "Add promotion code" field; the code's coupon discounts the
+    # subscription (Stripe: `allow_promotion_codes`). Never changes the credits a plan grants.
+    allow_promotion_codes: bool = False
+
+    def session_params(self) -> dict[str, Any]:
+        """What these options add to `checkout.sessions.create` (only what is on: Stripe's
+        defaults are the "off" of each)."""
+        params: dict[str, Any] = {}
+        if self.allow_promotion_codes:
+            params["allow_promotion_codes"] = True
+        return params
+
+    def fingerprint(self) -> str:
+        """A short, stable summary (part of the Checkout idempotency key: other options make
+        other parameters, which Stripe refuses under a key it has seen)."""
+        return "".join("1" if getattr(self, f.name) else "0" for f in fields(self))
+
+
+# Each option's type, for parsing the file and the environment.
+OPTIONS: dict[str, type] = {f.name: bool for f in fields(CheckoutOptions)}
+
+
+def _as_bool(value: Any, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise CheckoutOptionsError(f"{where} must be true or false, got {value!r}")
+
+
+def parse_checkout_settings(raw: Any) -> dict[str, CheckoutOptions]:
+    """`[checkout]` as options per environment; a missing table means every option off."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise CheckoutOptionsError("[checkout] must be a table")
+    unknown = sorted(set(raw) - set(OPTIONS))
+    if unknown:
+        raise CheckoutOptionsError(
+            f"[checkout]: unknown option {unknown[0]!r}; known: {', '.join(OPTIONS)}"
+        )
+    per_env: dict[str, dict[str, Any]] = {env: {} for env in ENVIRONMENTS}
+    for name, value in raw.items():
+        where = f"[checkout] {name}"
+        if isinstance(value, dict):
+            missing = [env for env in ENVIRONMENTS if env not in value]
+            extra = sorted(set(value) - set(ENVIRONMENTS))
+            if extra:
+                raise CheckoutOptionsError(f"{where}: unknown environment {extra[0]!r}")
+            if missing:
+                raise CheckoutOptionsError(f"{where}: missing a value for {missing[0]!r}")
+            for env in ENVIRONMENTS:
+                per_env[env][name] = _as_bool(value[env], f"{where}.{env}")
+        else:
+            for env in ENVIRONMENTS:
+                per_env[env][name] = _as_bool(value, where)
+    return {env: CheckoutOptions(**values) for env, values in per_env.items()}
+
+
+def resolve(
+    settings: Mapping[str, CheckoutOptions], app_env: str, environ: Mapping[str, str]
+) -> CheckoutOptions:
+    """The options for `app_env`, with `CHECKOUT_<OPTION>` variables overriding the file."""
+    options = settings[app_env]
+    overrides: dict[str, Any] = {}
+    for name in OPTIONS:
+        variable = f"CHECKOUT_{name.upper()}"
+        text = (environ.get(variable) or "").strip().lower()
+        if not text:
+            continue
+        if text in TRUE_WORDS:
+            overrides[name] = True
+        elif text in FALSE_WORDS:
+            overrides[name] = False
+        else:
+            raise CheckoutOptionsError(f"{variable} must be true or false, got {text!r}")
+    if not overrides:
+        return options
+    return CheckoutOptions(
+        **{**{f.name: getattr(options, f.name) for f in fields(options)}, **overrides}
+    )
