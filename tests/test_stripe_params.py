@@ -21,7 +21,10 @@ from flask import Flask
 from tests.billing.member import Member
 from tests.conftest import create_user
 from tests.stripe_params import Call, ParamError, RecordingClient, check, params_type
+from webapp.billing.switches import confirm_switch, switch_terms
 from webapp.catalog import get_catalog
+from webapp.extensions import db
+from webapp.models import User
 from webapp.stripe_catalog import (
     PORTAL_MARKER,
     _differences,
@@ -85,6 +88,20 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
     sub = member.live()
     customer_id = member.customer_id()
     assert sub is not None and customer_id
+    # Switching plan from our confirmation page (billing.switches): an upgrade now, then a
+    # downgrade at the period end, each previewed first. (A fresh app context: the requests so
+    # far share this one's `g`, where Flask-Login keeps the member it loaded.)
+    with app.app_context():
+        email = "switch@example.com"
+        switcher = Member(app, create_user(app, email=email), email=email)
+        switcher.subscribe("starter", "monthly")
+        user = db.session.get(User, switcher.user_id)
+        for plan in ("professional", "starter"):
+            terms = switch_terms(user, plan, "monthly")
+            shown = terms.amount_now if terms.immediate else terms.renewal_amount
+            confirm_switch(
+                user, plan, "monthly", proration_date=terms.proration_date, shown_amount=shown or 0
+            )
     # Catalog sync's update paths (a second sync changes nothing, so call them as it does).
     catalog = get_catalog()
     sync_catalog(gateway, catalog)

@@ -23,10 +23,10 @@ LIVE = ("active", "trialing", "past_due")
 class Member:
     """One logged-in member of `app` (call inside the app's context)."""
 
-    def __init__(self, app: Flask, user_id: int) -> None:
+    def __init__(self, app: Flask, user_id: int, email: str = "ada@example.com") -> None:
         self.app, self.user_id = app, user_id
         self.client = app.test_client()
-        AuthActions(app, self.client).login()
+        AuthActions(app, self.client).login(email=email)
 
     def subscribe(self, plan: str, cycle: str, card: str = "pays") -> str:
         """Check out and pay on the hosted page; the success page's HTML."""
