@@ -145,6 +145,7 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
     gateway.list_subscriptions(customer_id)
     invoice = gateway.list_invoices(customer_id, subscription_id=sub.id)[0]
     gateway.retrieve_invoice(invoice.id)
+    gateway.payment_awaits_authentication(invoice.id)
     gateway.invoice_lines(invoice)
     payment = gateway.invoice_payments(invoice.id)[0]
     intent = payment.payment.payment_intent

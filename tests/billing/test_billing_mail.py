@@ -141,6 +141,11 @@ def test_a_renewal_that_needs_3d_secure_mails_the_page_where_it_is_confirmed(app
     assert post_event(member.client, action).get_json()["message"] == "duplicate"
     [mail] = _mails(app, "payment_action_required")
     assert mail.dedupe_key == f"payment_action_required:{action['id']}"
+    # Stripe also sends invoice.payment_failed for the attempt; the member gets one mail, the
+    # one that says what to do (confirm with the bank), not "update your card" as well.
+    [failed] = sandbox_events(app, ("invoice.payment_failed",))
+    assert post_event(member.client, failed).get_json()["message"] == "duplicate"
+    assert _mails(app, "payment_failed") == []
     assert mail.subject == "Confirm your payment" and "3-D Secure" in mail.text_body
     with app.app_context():
         invoice = get_gateway().retrieve_invoice(action["data"]["object"]["id"])

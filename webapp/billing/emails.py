@@ -73,7 +73,9 @@ def _after_apply(event: dict[str, Any], facts: Any) -> None:
         if invoice is None:
             return  # not a subscription invoice of one of our members
         due = facts.invoice.amount_due
-        if kind == "invoice.payment_failed":
+        if kind == "invoice.payment_failed" and not facts.invoice.awaiting_authentication:
+            # A payment waiting for 3-D Secure gets the "confirm your payment" mail of its
+            # invoice.payment_action_required (Stripe sends both), not "update your card".
             _payment_failed(event["id"], invoice, due)
         elif kind == "invoice.payment_action_required":
             _payment_action_required(event["id"], invoice, due)

@@ -111,6 +111,9 @@ class InvoiceFacts:
     lines: tuple[LineFacts, ...]
     fetched_at: datetime
     amount_due: int = 0  # what is still to pay (billing mail says it)
+    # An open invoice whose payment waits for the cardholder's bank (3-D Secure): the member
+    # must confirm it, not change their card.
+    awaiting_authentication: bool = False
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -237,6 +240,8 @@ def fetch_invoice_facts(invoice_id: str) -> InvoiceFacts:
         lines=tuple(lines),
         fetched_at=fetched_at,
         amount_due=invoice.amount_due or 0,
+        awaiting_authentication=invoice.status == "open"
+        and call_stripe(gateway.payment_awaits_authentication, invoice.id),
     )
 
 

@@ -416,6 +416,22 @@ class StripeGateway:
             )
             return list(listed.auto_paging_iter())
 
+    def payment_awaits_authentication(self, invoice_id: str) -> bool:
+        """Whether the invoice's payment in progress waits for the cardholder to authenticate
+        (3-D Secure): an `open` InvoicePayment whose PaymentIntent is `requires_action`
+        (SDK `_invoice_payment.py`, `_payment_intent.py`)."""
+        for payment in self.invoice_payments(invoice_id):
+            intent_id = payment.payment.payment_intent if payment.payment else None
+            if payment.status != "open" or not intent_id:
+                continue
+            if not isinstance(intent_id, str):
+                intent_id = intent_id.id
+            with self._calling("retrieve_payment_intent"):
+                intent = self.client.v1.payment_intents.retrieve(intent_id)
+            if intent.status == "requires_action":
+                return True
+        return False
+
     def invoice_for_payment_intent(self, payment_intent_id: str) -> str | None:
         """The invoice a PaymentIntent paid, through Stripe's InvoicePayment records."""
         with self._calling("list_invoice_payments"):
