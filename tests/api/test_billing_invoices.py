@@ -101,6 +101,9 @@ def test_only_the_callers_own_invoices(app, client, caller):
         "?offset=-1",
         "?offset=1.5",
         "?limit=%EF%BC%91",
+        "?limt=5",
+        "?limit=1&=null",
+        "?limit=1&limit=2",
     ],
 )
 def test_bad_paging_is_a_validation_error(client, caller, query):

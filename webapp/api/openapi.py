@@ -521,7 +521,10 @@ def _invoices(flavour: str) -> dict[str, Any]:
             ],
             "responses": {
                 "200": _json(_ref("InvoiceList"), "Drafts are left out."),
-                "400": _error("`validation_error`: limit or offset out of range."),
+                "400": _error(
+                    "`validation_error`: limit or offset out of range, given twice, or an "
+                    "unknown query parameter."
+                ),
                 **_common_errors(body=False),
             },
         }

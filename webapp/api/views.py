@@ -19,7 +19,7 @@ from webapp.api import presenters
 from webapp.api.credentials import api_user, credential_rate_key, require_api_key, require_jwt
 from webapp.api.errors import ApiError, unauthorized
 from webapp.api.openapi import openapi_document
-from webapp.api.requests import json_object, query_integer, string_field
+from webapp.api.requests import json_object, known_query, query_integer, string_field
 from webapp.api.tokens import issue_access_token
 from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.forms import MAX_PASSWORD_LENGTH
@@ -207,6 +207,7 @@ def credits_balance() -> Response:
 def billing_invoices() -> Response:
     """The user's invoices, newest first: `limit` (default 20, max 100) from `offset`, as
     `/credits/history` pages in API.md."""
+    known_query({"limit", "offset"})
     limit = query_integer("limit", default=20, minimum=1, maximum=MAX_PER_PAGE)
     offset = query_integer("offset", default=0, minimum=0, maximum=1_000_000)
     page = invoice_history(api_user().id, limit=limit, offset=offset)
