@@ -10,6 +10,7 @@ from sqlalchemy import make_url, text
 
 from tests.conftest import _run_on_server, make_app
 from webapp.extensions import db
+from webapp.member_cache import WATCHED_TABLES
 
 
 def test_migrations_match_models(tmp_path):
@@ -45,6 +46,7 @@ def test_upgrade_gives_postgresql_the_member_change_feed(database_url):
         with app.app_context():
             upgrade()
             assert _member_notifications_when_a_user_is_added() == ["1"]
+            assert _watched_tables() == set(WATCHED_TABLES)  # invoices since 0009
             downgrade(revision="0001")
             assert _member_notifications_when_a_user_is_added() == []
             db.engine.dispose()
@@ -72,3 +74,12 @@ def _member_notifications_when_a_user_is_added() -> list[str]:
         while (notification := pgconn.notifies()) is not None:
             payloads.append(notification.extra.decode())
         return [payload for payload in payloads if payload]
+
+
+def _watched_tables() -> set[str]:
+    with db.engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+            "WHERE t.tgname LIKE '%%_notify_member_changed'"
+        )
+        return {name for (name,) in rows}

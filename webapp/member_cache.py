@@ -46,6 +46,7 @@ WATCHED_TABLES = {
     "subscriptions": "user_id",
     "credit_entries": "user_id",
     "api_keys": "user_id",
+    "invoices": "user_id",  # the account page's billing history (trigger: migration 0009)
 }
 
 # The PostgreSQL side of the feed, shared with migration 0002 (which keeps its own copy, as

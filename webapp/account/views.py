@@ -18,6 +18,7 @@ from webapp.account.forms import DeleteAccountForm, SwitchForm
 from webapp.auth.forms import EmptyForm
 from webapp.auth.limits import spend_login_attempt
 from webapp.billing import switches
+from webapp.billing.history import PER_PAGE, history_status, invoice_history
 from webapp.catalog import get_catalog
 from webapp.extensions import db
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
@@ -57,7 +58,33 @@ def render_account() -> str:
         has_access=billing.has_access(subscription),
         credits=billing.credit_summary(current_user.id),
         duplicates=billing.recent_duplicates(current_user.id),
+        # The newest few; the rest on /account/invoices. The member cache drops this page when
+        # one of the member's invoices changes (it watches `invoices`).
+        history=invoice_history(current_user.id, limit=ACCOUNT_PAGE_INVOICES),
+        invoice_status=history_status,
         form=EmptyForm(),
+    )
+
+
+ACCOUNT_PAGE_INVOICES = 5
+
+
+@bp.get("/account/invoices")
+@login_required
+def invoices() -> str:
+    """The whole billing history, PER_PAGE invoices a page (`?page=2` is older)."""
+    page = request.args.get("page", "1")
+    if not page.isdigit() or not 1 <= int(page) <= 100_000:
+        abort(404)
+    history = invoice_history(current_user.id, limit=PER_PAGE, offset=(int(page) - 1) * PER_PAGE)
+    if not history.invoices and int(page) > 1:
+        abort(404)  # past the last page
+    return render_template(
+        "account/invoices.html",
+        history=history,
+        page=int(page),
+        pages=max(1, -(-history.total // PER_PAGE)),
+        invoice_status=history_status,
     )
 
 

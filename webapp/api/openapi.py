@@ -40,6 +40,9 @@ ERROR_CODES = {
     "service_unavailable": "The service is briefly unavailable.",
 }
 
+# What the billing history says became of an invoice (webapp/billing/history.py).
+INVOICE_STATUSES = ("open", "paid", "partially_refunded", "refunded", "uncollectible", "void")
+
 JSON = "application/json"
 # Request strings may not hold NUL, other C0 controls but tab/CR/LF, or unpaired surrogates
 # (answered 400 `invalid_characters` before any endpoint reads them).
@@ -329,6 +332,59 @@ SCHEMAS: dict[str, Any] = {
             "plans": {"type": "array", "items": _ref("Plan")},
         },
     },
+    "Invoice": {
+        "type": "object",
+        "required": [
+            "id",
+            "number",
+            "status",
+            "currency",
+            "subtotalCents",
+            "discountCents",
+            "taxCents",
+            "totalCents",
+            "amountPaidCents",
+            "amountRefundedCents",
+            "createdAt",
+            "hostedInvoiceUrl",
+            "invoicePdfUrl",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "description": "Stripe's invoice id (`in_…`)."},
+            "number": {"type": ["string", "null"]},
+            "status": {
+                "type": "string",
+                "enum": list(INVOICE_STATUSES),
+                "description": "Stripe's status, except a paid invoice whose money went back in "
+                "part (`partially_refunded`) or in full (`refunded`).",
+            },
+            "currency": {"type": "string"},
+            "subtotalCents": {
+                "type": ["integer", "null"],
+                "description": "Before invoice discounts and tax; null for an invoice not "
+                "re-read since billing history began (as are discount and tax).",
+            },
+            "discountCents": {"type": ["integer", "null"], "minimum": 0},
+            "taxCents": {"type": ["integer", "null"], "minimum": 0},
+            "totalCents": {"type": "integer"},
+            "amountPaidCents": {"type": "integer", "minimum": 0},
+            "amountRefundedCents": {"type": "integer", "minimum": 0},
+            "createdAt": {"type": "string", "format": "date-time"},
+            "hostedInvoiceUrl": {"type": ["string", "null"], "format": "uri"},
+            "invoicePdfUrl": {"type": ["string", "null"], "format": "uri"},
+        },
+    },
+    "InvoiceList": {
+        "type": "object",
+        "required": ["invoices", "total", "hasMore"],
+        "additionalProperties": False,
+        "properties": {
+            "invoices": {"type": "array", "items": _ref("Invoice"), "description": "Newest first."},
+            "total": {"type": "integer", "minimum": 0},
+            "hasMore": {"type": "boolean"},
+        },
+    },
 }
 
 RESPONSES: dict[str, Any] = {
@@ -444,6 +500,37 @@ def _credits(flavour: str) -> dict[str, Any]:
     }
 
 
+def _paging(name: str, default: int, minimum: int, maximum: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": minimum, "maximum": maximum, "default": default},
+    }
+
+
+def _invoices(flavour: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": f"listInvoices{flavour}",
+            "summary": "The user's invoices, newest first, with discount, tax, status and links",
+            "tags": ["billing"],
+            "parameters": [
+                _paging("limit", 20, 1, 100),
+                _paging("offset", 0, 0, 1_000_000),
+            ],
+            "responses": {
+                "200": _json(_ref("InvoiceList"), "Drafts are left out."),
+                "400": _error(
+                    "`validation_error`: limit or offset out of range, given twice, or an "
+                    "unknown query parameter."
+                ),
+                **_common_errors(body=False),
+            },
+        }
+    }
+
+
 def _both_flavours(path: str, operations: Any) -> dict[str, Any]:
     """The JWT path and its `/api` twin (API key), as API.md defines every endpoint."""
     jwt_ops, key_ops = operations("WithToken"), operations("WithApiKey")
@@ -507,16 +594,18 @@ def _document() -> dict[str, Any]:
     paths |= _both_flavours("/subscriptions/current", _current)
     paths |= _both_flavours("/subscriptions/portal", _portal)
     paths |= _both_flavours("/credits/balance", _credits)
+    paths |= _both_flavours("/billing/invoices", _invoices)
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "LLMGen subscription API",
             "version": "1.0.0",
             "description": "Subscribe to a plan through Stripe Checkout, read the current "
-            "subscription, open the billing portal and read credits. Every authenticated "
-            "endpoint exists twice: the plain path takes a JWT access token from `/auth/token`, "
-            "the same path with `/api` appended takes an API key (`llmgen_…`) created on the "
-            "account page. Each flavour refuses the other's credential with 401. Errors are "
+            "subscription, open the billing portal, read credits and the billing history. "
+            "Every authenticated endpoint exists twice: the plain path takes a JWT access token "
+            "from `/auth/token`, the same path with `/api` appended takes an API key "
+            "(`llmgen_…`) created on the account page. Each flavour refuses the other's "
+            "credential with 401. Errors are "
             '`{"error": {"code", "message"}}` with a stable `code`.',
         },
         "servers": [{"url": "/api/v1"}],

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from webapp.billing import CreditSummary
+from webapp.billing.history import HistoryPage, history_status
 from webapp.catalog import Catalog, Plan, Price
-from webapp.models import CreditEntry, Subscription
+from webapp.models import CreditEntry, Invoice, Subscription
 from webapp.plan_copy import PublishedCopy
 
 
@@ -106,4 +107,31 @@ def credits(summary: CreditSummary) -> dict[str, Any]:
         "totalUsed": summary.total_used,
         "totalTakenBack": summary.total_taken_back,
         "recentTransactions": [credit_entry(entry) for entry in summary.recent],
+    }
+
+
+def invoice(row: Invoice) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "number": row.number,
+        "status": history_status(row),
+        "currency": row.currency,
+        # None on rows stored before we kept them, until their invoice's next event.
+        "subtotalCents": row.subtotal,
+        "discountCents": row.total_discount,
+        "taxCents": row.total_tax,
+        "totalCents": row.total,
+        "amountPaidCents": row.amount_paid,
+        "amountRefundedCents": row.amount_refunded,
+        "createdAt": iso_z(row.created),
+        "hostedInvoiceUrl": row.hosted_invoice_url,
+        "invoicePdfUrl": row.invoice_pdf,
+    }
+
+
+def invoices(page: HistoryPage) -> dict[str, Any]:
+    return {
+        "invoices": [invoice(row) for row in page.invoices],
+        "total": page.total,
+        "hasMore": page.has_more,
     }

@@ -52,3 +52,25 @@ def string_field(
     if len(value) > max_length:
         raise validation_error(f"{name} must be at most {max_length} characters.")
     return value
+
+
+def query_integer(name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """`?name=` as a whole number in [minimum, maximum]; `default` when absent. 400
+    `validation_error` otherwise (a typo must not silently fall back to the default)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or not minimum <= int(raw) <= maximum:
+        raise validation_error(f"{name} must be a whole number from {minimum} to {maximum}.")
+    return int(raw)
+
+
+def known_query(allowed: set[str]) -> None:
+    """400 `validation_error` for a query parameter the endpoint does not know, or one given
+    twice: a typo such as `?limt=5` must not silently fall back to the default."""
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise validation_error(f"Unknown query parameter: {unknown[0]!r}.")
+    repeated = sorted(name for name in request.args if len(request.args.getlist(name)) > 1)
+    if repeated:
+        raise validation_error(f"{repeated[0]} is given more than once.")

@@ -19,12 +19,13 @@ from webapp.api import presenters
 from webapp.api.credentials import api_user, credential_rate_key, require_api_key, require_jwt
 from webapp.api.errors import ApiError, unauthorized
 from webapp.api.openapi import openapi_document
-from webapp.api.requests import json_object, string_field
+from webapp.api.requests import json_object, known_query, query_integer, string_field
 from webapp.api.tokens import issue_access_token
 from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.forms import MAX_PASSWORD_LENGTH
 from webapp.auth.limits import spend_login_attempt
 from webapp.auth.views import authenticate
+from webapp.billing.history import MAX_PER_PAGE, invoice_history
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.extensions import csrf, limiter
 from webapp.plan_copy import published_copy
@@ -197,3 +198,17 @@ def portal() -> Response:
 @dual_route("/credits/balance", methods=["GET"])
 def credits_balance() -> Response:
     return jsonify(presenters.credits(billing.credit_summary(api_user().id)))
+
+
+# --- Billing history --------------------------------------------------------------------------
+
+
+@dual_route("/billing/invoices", methods=["GET"])
+def billing_invoices() -> Response:
+    """The user's invoices, newest first: `limit` (default 20, max 100) from `offset`, as
+    `/credits/history` pages in API.md."""
+    known_query({"limit", "offset"})
+    limit = query_integer("limit", default=20, minimum=1, maximum=MAX_PER_PAGE)
+    offset = query_integer("offset", default=0, minimum=0, maximum=1_000_000)
+    page = invoice_history(api_user().id, limit=limit, offset=offset)
+    return jsonify(presenters.invoices(page))

@@ -67,6 +67,9 @@ def store_invoice(facts: InvoiceFacts, user_id: int) -> Invoice:
     row.status = facts.status
     row.billing_reason = facts.billing_reason
     row.total = facts.total
+    row.subtotal = facts.subtotal
+    row.total_discount = facts.total_discount
+    row.total_tax = facts.total_tax
     row.amount_paid = facts.amount_paid
     row.amount_refunded = facts.amount_refunded
     row.amount_disputed = facts.amount_disputed

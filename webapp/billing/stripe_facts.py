@@ -114,6 +114,10 @@ class InvoiceFacts:
     # An open invoice whose payment waits for the cardholder's bank (3-D Secure): the member
     # must confirm it, not change their card.
     awaiting_authentication: bool = False
+    # Billing history: before invoice-level discounts and tax, what they took off or added.
+    subtotal: int = 0
+    total_discount: int = 0
+    total_tax: int = 0
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -242,7 +246,22 @@ def fetch_invoice_facts(invoice_id: str) -> InvoiceFacts:
         amount_due=invoice.amount_due or 0,
         awaiting_authentication=invoice.status == "open"
         and call_stripe(gateway.payment_awaits_authentication, invoice.id),
+        subtotal=invoice.subtotal,
+        total_discount=invoice_discount(invoice),
+        total_tax=invoice_tax(invoice),
     )
+
+
+def invoice_discount(invoice: Any) -> int:
+    """Every discount on the invoice, its own and its lines' (Stripe sums both here)."""
+    return sum(d.amount for d in (invoice.total_discount_amounts or []))
+
+
+def invoice_tax(invoice: Any) -> int:
+    """The invoice's tax. `total_taxes` replaced `total_tax_amounts` in API 2025-03-31 (basil);
+    null when no tax was computed. Inclusive taxes are part of the subtotal already, exclusive
+    ones are added on top: both are tax the customer paid."""
+    return sum(t.amount for t in (invoice.total_taxes or []))
 
 
 def invoice_subscription_id(invoice: Any) -> str | None:

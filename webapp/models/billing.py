@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
@@ -82,6 +82,8 @@ class Invoice(db.Model):
     """
 
     __tablename__ = "invoices"
+    # The billing history reads a member's invoices newest first, a page at a time.
+    __table_args__ = (Index("ix_invoices_user_created", "user_id", "created"),)
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's in_ id
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
@@ -91,6 +93,11 @@ class Invoice(db.Model):
     currency: Mapped[str] = mapped_column(String(3))
     # Cents. `total` is what the invoice is worth; refunds and disputes are what went back.
     total: Mapped[int] = mapped_column(Integer)
+    # Billing history: the total is the subtotal less discounts plus exclusive tax. None on rows
+    # stored before migration 0009 until their invoice's next event re-reads them.
+    subtotal: Mapped[int | None] = mapped_column(Integer)
+    total_discount: Mapped[int | None] = mapped_column(Integer)
+    total_tax: Mapped[int | None] = mapped_column(Integer)
     amount_paid: Mapped[int] = mapped_column(Integer, default=0)
     amount_refunded: Mapped[int] = mapped_column(Integer, default=0)
     # Taken by open or lost card disputes (a won dispute gives it back).
