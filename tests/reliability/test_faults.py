@@ -21,6 +21,7 @@ from werkzeug.serving import make_server
 from tests.billing_helpers import pay, post_event, sandbox_events, start_checkout, subscribe
 from tests.conftest import CSRF_RE, create_user, csrf_token, make_app, sql
 from webapp.extensions import db
+from webapp.sandbox.faults import wait_for_hung_calls
 
 FAULT_MODES = ["500", "timeout"]
 
@@ -41,6 +42,14 @@ def config_overrides():
 def logged_in(app, client, auth, user_id):
     auth.login()
     return user_id
+
+
+@pytest.fixture(autouse=True)
+def _no_hung_call_left_behind():
+    """A call hung on a "timeout" fault outlives the request that gave up on it; the next test
+    starts only once it has ended (one left hanging made the next test's first call time out)."""
+    yield
+    assert wait_for_hung_calls(timeout=30), "a sandbox call still hangs on a fault"
 
 
 def arm(app, figures, mode: str, count: int = 1, path: str | None = None) -> None:

@@ -6,6 +6,7 @@ every process serving the site.
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,11 @@ if TYPE_CHECKING:
     from webapp.sandbox import Sandbox
 
 API_MODES = ("500", "timeout")
+
+# Calls hanging on a "timeout" fault, in this process: such a call outlives the request that gave
+# up on it, so tests wait for it to end before the next one starts (`wait_for_hung_calls`).
+_hangs = threading.Condition()
+_hanging = 0
 WEBHOOK_MODES = ("duplicate", "reverse", "late")
 
 
@@ -67,7 +73,7 @@ class Faults:
         if fault["mode"] == "timeout":
             # Hang like a server that never answers; the client's timeout fires first. Nothing
             # is done, as if the request never arrived.
-            time.sleep(float(fault.get("delay", 30.0)))
+            _hang(float(fault.get("delay", 30.0)))
         raise StripeAPIError(
             500,
             "An unknown error occurred (sandbox fault switch).",
@@ -88,3 +94,21 @@ def _take(store: Any, key: str, path: str = "") -> dict[str, Any] | None:
     remaining = fault["remaining"] - 1
     store.set_setting(key, {**fault, "remaining": remaining} if remaining > 0 else None)
     return fault
+
+
+def _hang(seconds: float) -> None:
+    global _hanging
+    with _hangs:
+        _hanging += 1
+    try:
+        time.sleep(seconds)
+    finally:
+        with _hangs:
+            _hanging -= 1
+            _hangs.notify_all()
+
+
+def wait_for_hung_calls(timeout: float) -> bool:
+    """Wait until no call of this process hangs on a fault; False if one still does."""
+    with _hangs:
+        return _hangs.wait_for(lambda: _hanging == 0, timeout)
