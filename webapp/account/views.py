@@ -104,6 +104,11 @@ def dismiss_signup_notice() -> Response:
 def portal() -> Response | tuple[str, int]:
     if not EmptyForm().validate_on_submit():
         abort(400)
+    return open_portal()
+
+
+def open_portal() -> Response | tuple[str, int]:
+    """Send the member to Stripe's billing portal, or to a page that says why not."""
     try:
         url = billing.create_portal_session(current_user, return_url=public_url("account.index"))
     except billing.NoBillingAccount:

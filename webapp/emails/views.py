@@ -8,13 +8,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
-from webapp import billing
 from webapp.billing import emails
 from webapp.emails.forms import PreferencesForm
 from webapp.extensions import csrf, db
 from webapp.models import User
-from webapp.stripe_gateway import PaymentProviderError
-from webapp.urls import public_url
 
 bp = Blueprint("emails", __name__)
 log = logging.getLogger(__name__)
@@ -73,14 +70,6 @@ def update_card() -> Response | tuple[str, int]:
 
     A GET (it is a link in a mail): a portal session is short-lived and changes nothing.
     """
-    try:
-        url = billing.create_portal_session(current_user, return_url=public_url("account.index"))
-    except billing.NoBillingAccount:
-        flash("You have no billing account yet. Choose a plan to get started.", "info")
-        return redirect(url_for("account.index"), code=303)
-    except billing.CatalogMismatch as exc:
-        return render_template("errors/503.html", status=503, message=exc.message), 503
-    except PaymentProviderError as exc:
-        log.warning("update-card for user %s: payment provider failed: %s", current_user.id, exc)
-        return render_template("errors/502.html", status=502), 502
-    return redirect(url, code=303)
+    from webapp.account.views import open_portal
+
+    return open_portal()
