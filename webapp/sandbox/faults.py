@@ -7,7 +7,6 @@ every process serving the site.
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING, Any
 
 from webapp.sandbox.wire import StripeAPIError
@@ -19,8 +18,10 @@ API_MODES = ("500", "timeout")
 
 # Calls hanging on a "timeout" fault, in this process: such a call outlives the request that gave
 # up on it, so tests wait for it to end before the next one starts (`wait_for_hung_calls`).
+# Clearing the switches in this process ends every hang at once (`_released` moves on).
 _hangs = threading.Condition()
 _hanging = 0
+_released = 0
 WEBHOOK_MODES = ("duplicate", "reverse", "late")
 
 
@@ -53,9 +54,14 @@ class Faults:
             store.set_setting("fault_webhooks", value)
 
     def clear(self) -> None:
+        """Disarm every switch; calls of this process hanging on a fault return now."""
+        global _released
         with self.sandbox.store() as store:
             store.set_setting("fault_api", None)
             store.set_setting("fault_webhooks", None)
+        with _hangs:
+            _released += 1
+            _hangs.notify_all()
 
     def status(self) -> dict[str, Any]:
         with self.sandbox.store() as store:
@@ -97,13 +103,14 @@ def _take(store: Any, key: str, path: str = "") -> dict[str, Any] | None:
 
 
 def _hang(seconds: float) -> None:
+    """Sleep `seconds`, or until the switches are cleared in this process."""
     global _hanging
     with _hangs:
         _hanging += 1
-    try:
-        time.sleep(seconds)
-    finally:
-        with _hangs:
+        released = _released
+        try:
+            _hangs.wait_for(lambda: _released != released, seconds)
+        finally:
             _hanging -= 1
             _hangs.notify_all()
 
