@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from webapp import billing
-from webapp.catalog import CYCLES, UnknownPlan, get_catalog
+from webapp.catalog import CYCLES, UnknownPlan, get_catalog, get_checkout_options
 from webapp.checkout.forms import CheckoutForm
 from webapp.stripe_gateway import PaymentProviderError
 from webapp.urls import public_url
@@ -67,6 +67,7 @@ def confirm_checkout(plan_id: str, cycle: str) -> Response | str:
         plan_id=plan_id,
         cycle=cycle,
         price_cents=get_catalog().price(plan_id, cycle).amount_cents,
+        terms_consent=get_checkout_options().consent_collection,
     )
 
 
