@@ -67,8 +67,13 @@ def confirm_checkout(plan_id: str, cycle: str) -> Response | str:
         plan_id=plan_id,
         cycle=cycle,
         price_cents=get_catalog().price(plan_id, cycle).amount_cents,
-        terms_consent=get_checkout_options().consent_collection,
     )
+
+
+@bp.app_template_global()
+def checkout_asks_consent() -> bool:
+    """Whether Checkout will ask the buyer to agree to the terms (the pages before it say so)."""
+    return get_checkout_options().consent_collection
 
 
 @bp.post("")

@@ -20,6 +20,7 @@ bp = Blueprint("legal", __name__)
 # (checkout_sessions.terms_accepted_at), so this date tells which wording they accepted.
 TERMS_UPDATED = date(2026, 11, 29)
 PRIVACY_UPDATED = date(2026, 11, 29)
+FAQ_OPENING = "Yes, at any time from *Manage billing*. "
 
 
 @bp.get("/terms")
@@ -31,6 +32,8 @@ def terms() -> str:
         updated=TERMS_UPDATED,
         plans=plans,
         policy=catalog.policy,
+        # The FAQ's answer without its "Yes, …" (the page says where to change just after).
+        change_terms=catalog.policy.change_answer().removeprefix(FAQ_OPENING),
         grace_days=current_app.config["PAST_DUE_GRACE_DAYS"],
     )
 
