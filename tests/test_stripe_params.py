@@ -23,6 +23,7 @@ from tests.conftest import create_user
 from tests.stripe_params import Call, ParamError, RecordingClient, check, params_type
 from webapp.billing.switches import confirm_switch, switch_terms
 from webapp.catalog import get_catalog
+from webapp.checkout_options import CheckoutOptions
 from webapp.extensions import db
 from webapp.models import User
 from webapp.stripe_catalog import (
@@ -177,7 +178,10 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
         success_url="http://localhost/checkout/success?session_id={CHECKOUT_SESSION_ID}",
         cancel_url="http://localhost/pricing",
         idempotency_key="params-session",
-        option_params={"allow_promotion_codes": True},
+        # Every checkout option on, so each of their parameters is checked.
+        option_params=CheckoutOptions(
+            allow_promotion_codes=True, consent_collection=True
+        ).session_params(terms_url="http://localhost/terms"),
     )
     gateway.retrieve_checkout_session(session.id, expand=["line_items"])
     gateway.expire_checkout_session(session.id)
@@ -230,6 +234,8 @@ def test_every_gateway_method_is_exercised(recorded: Recording) -> None:
         ({"mode": "subscription", "allow_promotion_codes": "yes"}, "expected a boolean"),
         ({"mode": "subscription", "metadata": {"a": 1}}, "expected a string"),
         ({"mode": "subscription", "subscription_data": {"metadata": "x"}}, "params"),
+        ({"consent_collection": {"terms_of_service": "requried"}}, "is not one of"),
+        ({"custom_text": {"terms_of_service": {"message": "x"}}}, "unknown parameter"),
     ],
 )
 def test_the_checker_refuses(params: dict[str, Any], problem: str) -> None:

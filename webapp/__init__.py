@@ -95,6 +95,7 @@ def register_blueprints(app: Flask) -> None:
     from webapp.auth.views import bp as auth_bp
     from webapp.checkout.views import bp as checkout_bp
     from webapp.health.views import bp as health_bp
+    from webapp.legal.views import bp as legal_bp
     from webapp.pricing.views import bp as pricing_bp
     from webapp.webhooks.views import bp as webhooks_bp
 
@@ -110,6 +111,7 @@ def register_blueprints(app: Flask) -> None:
         api_bp,
         api_keys_bp,
         health_bp,
+        legal_bp,
     ):
         app.register_blueprint(blueprint)
 

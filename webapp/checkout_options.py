@@ -33,19 +33,43 @@ class CheckoutOptions:
     # Checkout shows an "Add promotion code" field; the code's coupon discounts the
     # subscription (Stripe: `allow_promotion_codes`). Never changes the credits a plan grants.
     allow_promotion_codes: bool = False
+    # Checkout shows a required "I agree to the Terms of Service" checkbox linking to our terms
+    # page (Stripe: `consent_collection.terms_of_service = "required"`, with our words in
+    # `custom_text.terms_of_service_acceptance`). Real Stripe refuses the session unless the
+    # Dashboard's Public details name a terms-of-service URL.
+    consent_collection: bool = False
 
-    def session_params(self) -> dict[str, Any]:
+    def session_params(self, *, terms_url: str | None = None) -> dict[str, Any]:
         """What these options add to `checkout.sessions.create` (only what is on: Stripe's
-        defaults are the "off" of each)."""
+        defaults are the "off" of each). `terms_url` is our terms page, which the consent
+        checkbox links to."""
         params: dict[str, Any] = {}
         if self.allow_promotion_codes:
             params["allow_promotion_codes"] = True
+        if self.consent_collection:
+            if not terms_url:
+                raise CheckoutOptionsError("consent_collection needs the terms page's URL")
+            params.update(terms_of_service_consent(terms_url))
         return params
 
     def fingerprint(self) -> str:
         """A short, stable summary (part of the Checkout idempotency key: other options make
         other parameters, which Stripe refuses under a key it has seen)."""
         return "".join("1" if getattr(self, f.name) else "0" for f in fields(self))
+
+
+def terms_of_service_consent(terms_url: str) -> dict[str, Any]:
+    """Require the buyer to tick "I agree to the Terms of Service", in our words with a link
+    to our page (Stripe renders Markdown links in custom text:
+    docs.stripe.com/payments/checkout/customization/policies)."""
+    return {
+        "consent_collection": {"terms_of_service": "required"},
+        "custom_text": {
+            "terms_of_service_acceptance": {
+                "message": f"I agree to the LLMGen [Terms of Service]({terms_url})."
+            }
+        },
+    }
 
 
 # Each option's type, for parsing the file and the environment.

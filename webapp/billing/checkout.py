@@ -37,6 +37,7 @@ from webapp.extensions import db
 from webapp.models import CheckoutSession, User
 from webapp.models.base import utcnow
 from webapp.stripe_gateway import InvalidRequest, get_gateway
+from webapp.urls import public_url
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,8 @@ class CheckoutFacts:
     client_reference_id: str | None
     subscription: SubscriptionFacts | None
     invoice: InvoiceState | None
+    # The buyer ticked "I agree to the Terms of Service" (`consent.terms_of_service`).
+    terms_accepted: bool = False
 
 
 # --- Checkout ---------------------------------------------------------------------------------
@@ -153,7 +156,7 @@ def _start_checkout(
         success_url=success_url,
         cancel_url=cancel_url,
         idempotency_key=idempotency_key,
-        option_params=options.session_params(),
+        option_params=options.session_params(terms_url=public_url("legal.terms")),
     )
     _record_checkout_session(user.id, plan_id, cycle, session)
     log.info("checkout session %s created for user %s (%s)", session.id, user.id, price.lookup_key)
@@ -285,8 +288,15 @@ def fetch_checkout_facts(session_id: str) -> CheckoutFacts:
         subscription = fetch_subscription_state(subscription_id, new=True)
         if invoice_id:
             invoice = InvoiceState(fetch_invoice_facts(invoice_id), subscription)
+    consent = session.consent
     return CheckoutFacts(
-        session.id, session.status, paid, session.client_reference_id, subscription, invoice
+        session.id,
+        session.status,
+        paid,
+        session.client_reference_id,
+        subscription,
+        invoice,
+        terms_accepted=consent is not None and consent.terms_of_service == "accepted",
     )
 
 
@@ -300,6 +310,16 @@ def apply_checkout_facts(facts: CheckoutFacts) -> None:
         )
         .values(status=facts.status)
     )
+    if facts.terms_accepted:
+        # The first to see it (success page or webhook) stamps the time; the other keeps it.
+        db.session.execute(
+            update(CheckoutSession)
+            .where(
+                CheckoutSession.stripe_session_id == facts.session_id,
+                CheckoutSession.terms_accepted_at.is_(None),
+            )
+            .values(terms_accepted_at=utcnow())
+        )
     if facts.invoice is not None:
         apply_invoice_state(facts.invoice)
     elif facts.subscription is not None:

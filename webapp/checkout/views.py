@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from webapp import billing
-from webapp.catalog import CYCLES, UnknownPlan, get_catalog
+from webapp.catalog import CYCLES, UnknownPlan, get_catalog, get_checkout_options
 from webapp.checkout.forms import CheckoutForm
 from webapp.stripe_gateway import PaymentProviderError
 from webapp.urls import public_url
@@ -68,6 +68,12 @@ def confirm_checkout(plan_id: str, cycle: str) -> Response | str:
         cycle=cycle,
         price_cents=get_catalog().price(plan_id, cycle).amount_cents,
     )
+
+
+@bp.app_template_global()
+def checkout_asks_consent() -> bool:
+    """Whether Checkout will ask the buyer to agree to the terms (the pages before it say so)."""
+    return get_checkout_options().consent_collection
 
 
 @bp.post("")

@@ -72,6 +72,10 @@ class CheckoutSession(db.Model):
     url: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When we first saw the completed session say `consent.terms_of_service = "accepted"`
+    # (Stripe records no time of its own; the buyer ticked the box moments before paying).
+    # Null when the session did not ask for consent (the `consent_collection` checkout option).
+    terms_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Invoice(db.Model):

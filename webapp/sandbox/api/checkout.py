@@ -22,6 +22,8 @@ SESSION_CREATE = {
         "billing_mode": {"type": SCALAR, "flexible": {"proration_discounts": SCALAR}},
     },
     "allow_promotion_codes": SCALAR,
+    "consent_collection": {"terms_of_service": SCALAR},
+    "custom_text": {"terms_of_service_acceptance": {"message": SCALAR}},
     "success_url": SCALAR,
     "cancel_url": SCALAR,
     "expires_at": SCALAR,
@@ -81,6 +83,7 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
             "Invalid subscription_data[billing_mode][type]: must be one of classic, flexible",
             param="subscription_data[billing_mode][type]",
         )
+    consent_collection, custom_text = _consent_params(params)
     session_id = new_id("cs_test_", 58)
     session = objects.checkout_session(
         now,
@@ -94,6 +97,8 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
         amount_subtotal=price["unit_amount"] * quantity,
         amount_total=price["unit_amount"] * quantity,
         cancel_url=params.get("cancel_url"),
+        consent_collection=consent_collection,
+        custom_text=custom_text,
         client_reference_id=params.get("client_reference_id"),
         currency=price["currency"],
         customer=params.get("customer"),
@@ -109,6 +114,47 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
     )
     store.save(session)
     return session
+
+
+# Stripe's limit on each custom text (SDK params/checkout/_session_create_params.py).
+CUSTOM_TEXT_MAX = 1200
+
+
+def _consent_params(params: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """`consent_collection` and `custom_text` as the Session carries them (SDK
+    checkout/_session.py: ConsentCollection, CustomText); the hosted page shows the required
+    terms checkbox, in the custom words when given."""
+    consent_collection = None
+    if "consent_collection" in params:
+        terms = (params["consent_collection"] or {}).get("terms_of_service", "none")
+        if terms not in ("none", "required"):
+            raise invalid(
+                "Invalid consent_collection[terms_of_service]: must be one of none, required",
+                param="consent_collection[terms_of_service]",
+            )
+        consent_collection = {
+            "payment_method_reuse_agreement": None,
+            "promotions": None,
+            "terms_of_service": terms,
+        }
+    custom_text: dict[str, Any] = {
+        "after_submit": None,
+        "shipping_address": None,
+        "submit": None,
+        "terms_of_service_acceptance": None,
+    }
+    acceptance = (params.get("custom_text") or {}).get("terms_of_service_acceptance")
+    if acceptance is not None:
+        message = acceptance.get("message")
+        param = "custom_text[terms_of_service_acceptance][message]"
+        if not message:
+            raise invalid(f"Missing required param: {param}.", param=param)
+        if len(message) > CUSTOM_TEXT_MAX:
+            raise invalid(
+                f"Invalid {param}: must be at most {CUSTOM_TEXT_MAX} characters", param=param
+            )
+        custom_text["terms_of_service_acceptance"] = {"message": message}
+    return consent_collection, custom_text
 
 
 @route(

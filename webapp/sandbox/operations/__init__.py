@@ -30,12 +30,15 @@ from webapp.sandbox.operations.changes import (
     set_cancel_at_period_end,
 )
 from webapp.sandbox.operations.checkout import (
+    TermsNotAccepted,
     apply_promotion_code,
+    check_terms,
     expire_checkout_session,
     expire_overdue_sessions,
     open_session,
     pay_checkout_session,
     remove_promotion_code,
+    requires_terms,
     session_price,
 )
 from webapp.sandbox.operations.clock import advance_clock
@@ -46,12 +49,14 @@ __all__ = [
     "CardError",
     "Change",
     "RedemptionError",
+    "TermsNotAccepted",
     "advance_clock",
     "apply_change",
     "apply_promotion_code",
     "attach_card",
     "cancel_now",
     "check_card",
+    "check_terms",
     "expire_checkout_session",
     "expire_overdue_sessions",
     "needs_authentication",
@@ -62,6 +67,7 @@ __all__ = [
     "portal_cancel_at_period_end",
     "portal_resume",
     "remove_promotion_code",
+    "requires_terms",
     "session_price",
     "set_cancel_at",
     "set_cancel_at_period_end",

@@ -39,6 +39,23 @@ def open_session(store: Store, session_id: str) -> dict[str, Any]:
     return session
 
 
+class TermsNotAccepted(Exception):
+    """The session requires the terms-of-service checkbox and the buyer did not tick it."""
+
+    message = "Please agree to the Terms of Service to continue."
+
+
+def requires_terms(session: dict[str, Any]) -> bool:
+    """`consent_collection.terms_of_service = "required"`: Checkout shows a checkbox the buyer
+    must tick before paying (SDK params/checkout/_session_create_params.py)."""
+    return (session.get("consent_collection") or {}).get("terms_of_service") == "required"
+
+
+def check_terms(session: dict[str, Any], terms_accepted: bool) -> None:
+    if requires_terms(session) and not terms_accepted:
+        raise TermsNotAccepted(TermsNotAccepted.message)
+
+
 def pay_checkout_session(
     store: Store,
     session_id: str,
@@ -47,12 +64,16 @@ def pay_checkout_session(
     exp_month: int,
     exp_year: int,
     authenticated: bool = False,
+    terms_accepted: bool = False,
 ) -> dict[str, Any]:
     """Pay an open subscription-mode session: customer, subscription, paid invoice, events.
 
     A card that needs 3-D Secure pays only after the customer completed the challenge
-    (`authenticated`); the hosted page asks for it before calling this."""
+    (`authenticated`); the hosted page asks for it before calling this. A session that
+    requires consent to the terms pays only once the buyer ticked the box (`terms_accepted`),
+    and then carries `consent.terms_of_service = "accepted"`, as Stripe's does."""
     session = open_session(store, session_id)
+    check_terms(session, terms_accepted)
     today = datetime.fromtimestamp(store.now(), UTC)
     check_card(card_number, exp_month, exp_year, today.year, today.month)
     if needs_authentication(card_number) and not authenticated:
@@ -109,6 +130,8 @@ def pay_checkout_session(
         customer_details=objects.customer_details(customer["email"]),
         url=None,
     )
+    if requires_terms(session):
+        session["consent"] = {"promotions": None, "terms_of_service": "accepted"}
     store.save(session)
     store.emit("checkout.session.completed", session)
     return session

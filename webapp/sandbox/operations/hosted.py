@@ -103,6 +103,7 @@ def new_challenge(
     currency: str,
     card: dict[str, Any] | None = None,
     payment_method: str | None = None,
+    terms_accepted: bool = False,
 ) -> dict[str, Any]:
     """A pending challenge for paying `target` (a checkout session id, or a hosted invoice
     link's token) with `card` (number and expiry, not yet a payment method) or a saved
@@ -117,6 +118,8 @@ def new_challenge(
         "currency": currency,
         "card": card,
         "payment_method": payment_method,
+        # The buyer ticked the Checkout page's terms checkbox before the bank's challenge.
+        "terms_accepted": terms_accepted,
         "status": "pending",
     }
     store.save(challenge)

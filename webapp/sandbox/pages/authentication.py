@@ -90,6 +90,7 @@ def _answer_checkout(store: Store, challenge: dict[str, Any], action: str, back:
         exp_month=card["exp_month"],
         exp_year=card["exp_year"],
         authenticated=True,
+        terms_accepted=bool(challenge.get("terms_accepted")),
     )
     return redirect(session["success_url"], code=303)
 

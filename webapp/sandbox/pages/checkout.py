@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import abort, redirect, render_template, url_for
+from markupsafe import Markup
 from werkzeug.wrappers import Response
 
 from webapp.catalog import format_money
+from webapp.markup import render_markdown
 from webapp.sandbox import operations
 from webapp.sandbox.operations import hosted
 from webapp.sandbox.pages.blueprint import bp
@@ -31,18 +33,27 @@ def checkout(session_id: str) -> Response | str | tuple[str, int]:
     error = None
     if form.validate_on_submit():
         number, month, year = form.card()
+        terms_accepted = bool(form.accept_terms.data)
         try:
             with sandbox().store() as store:
                 if operations.needs_authentication(number):
                     # The bank asks for 3-D Secure first: its test page, then the payment.
-                    challenge = _challenge(store, session_id, number, month, year)
+                    challenge = _challenge(store, session_id, number, month, year, terms_accepted)
                     return redirect(
                         url_for("sandbox.three_d_secure", challenge_id=challenge["id"]), code=303
                     )
                 session = operations.pay_checkout_session(
-                    store, session_id, card_number=number, exp_month=month, exp_year=year
+                    store,
+                    session_id,
+                    card_number=number,
+                    exp_month=month,
+                    exp_year=year,
+                    terms_accepted=terms_accepted,
                 )
             return redirect(session["success_url"], code=303)
+        except operations.TermsNotAccepted as exc:
+            form.accept_terms.errors = [str(exc)]
+            return _page(session_id, form=form, status=400)
         except operations.CardError as exc:
             error = exc.message
         except StripeAPIError as exc:
@@ -111,8 +122,24 @@ def _page(
         promo_form=promo_form or PromotionCodeForm(formdata=None),
         remove_form=EmptyForm(formdata=None),
         discount=discount,
+        terms_label=_terms_label(store, session),
         error=error,
     ), status
+
+
+def _terms_label(store: Store, session: dict[str, Any]) -> Markup | None:
+    """The words beside the terms checkbox: the session's own
+    (`custom_text.terms_of_service_acceptance`, Markdown links and emphasis), else a link to
+    the terms URL of the account's Public details, which for the sandbox is this site's own
+    terms page."""
+    if not operations.requires_terms(session):
+        return None
+    custom = (session.get("custom_text") or {}).get("terms_of_service_acceptance")
+    default = f"I agree to the [Terms of Service]({store.public_base}terms)."
+    text = custom["message"] if custom else default
+    # A label holds phrasing content only: the words without their paragraph.
+    html = str(render_markdown(text)).strip().removeprefix("<p>").removesuffix("</p>")
+    return Markup(html)  # noqa: S704 -- sanitised by render_markdown
 
 
 def _discount(store: Store, session: dict[str, Any]) -> dict[str, Any] | None:
@@ -143,10 +170,13 @@ def _discount(store: Store, session: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _challenge(store: Store, session_id: str, number: str, month: int, year: int):
-    """A 3-D Secure challenge for paying the session with this card, once the card and the
-    session are known to be payable."""
+def _challenge(
+    store: Store, session_id: str, number: str, month: int, year: int, terms_accepted: bool
+):
+    """A 3-D Secure challenge for paying the session with this card, once the card, the
+    session and the buyer's consent to the terms (if asked) are known to be payable."""
     session = operations.open_session(store, session_id)
+    operations.check_terms(session, terms_accepted)
     today = datetime.fromtimestamp(store.now(), UTC)
     operations.check_card(number, month, year, today.year, today.month)
     price = operations.session_price(store, session)
@@ -160,4 +190,5 @@ def _challenge(store: Store, session_id: str, number: str, month: int, year: int
         else price["unit_amount"] * session["_line_items"][0]["quantity"],
         currency=price["currency"],
         card={"number": number, "exp_month": month, "exp_year": year},
+        terms_accepted=terms_accepted,
     )

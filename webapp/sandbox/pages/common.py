@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import current_app
 from flask_wtf import FlaskForm
-from wtforms import StringField, SubmitField
+from wtforms import BooleanField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Regexp
 
 from webapp.catalog import format_money
@@ -38,6 +38,8 @@ class CardForm(FlaskForm):
     cvc = StringField(
         "CVC", validators=[DataRequired(), Regexp(r"^\d{3,4}$", message="3 or 4 digits.")]
     )
+    # Shown only when the session requires consent to the terms (its label is the session's).
+    accept_terms = BooleanField("I agree to the Terms of Service")
     submit = SubmitField("Pay")
 
     def card(self) -> tuple[str, int, int]:
