@@ -1,6 +1,6 @@
 """checkout sessions: when the buyer agreed to the terms of service (consent_collection)
 
-Revision ID: 0012
+Revision ID: 0010
 Revises: 0009
 Create Date: 2026-11-29 09:40:00
 
@@ -9,7 +9,7 @@ Create Date: 2026-11-29 09:40:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
+revision = "0010"
 down_revision = "0009"
 branch_labels = None
 depends_on = None
