@@ -23,6 +23,7 @@ from tests.conftest import create_user
 from tests.stripe_params import Call, ParamError, RecordingClient, check, params_type
 from webapp.billing.switches import confirm_switch, switch_terms
 from webapp.catalog import get_catalog
+from webapp.checkout_options import CheckoutOptions
 from webapp.extensions import db
 from webapp.models import User
 from webapp.stripe_catalog import (
@@ -177,13 +178,36 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
         success_url="http://localhost/checkout/success?session_id={CHECKOUT_SESSION_ID}",
         cancel_url="http://localhost/pricing",
         idempotency_key="params-session",
-        option_params={"allow_promotion_codes": True},
+        # Every checkout option on, tax included (as CheckoutOptions sends them).
+        option_params=CheckoutOptions(
+            allow_promotion_codes=True,
+            automatic_tax=True,
+            tax_id_collection=True,
+            billing_address_collection=True,
+        ).session_params(),
     )
     gateway.retrieve_checkout_session(session.id, expand=["line_items"])
     gateway.expire_checkout_session(session.id)
     gateway.create_portal_session(
         customer_id=customer_id, return_url="http://localhost/account", configuration_id=config_id
     )
+    # Company details (billing.company), as the account page's form sends them.
+    gateway.update_customer_details(
+        customer_id,
+        name="Params GmbH",
+        address={
+            "country": "DE",
+            "line1": "Hauptstr. 1",
+            "line2": "",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "state": "",
+        },
+    )
+    tax_id = gateway.create_tax_id(customer_id, tax_type="eu_vat", value="DE123456789")
+    gateway.retrieve_customer_details(customer_id)
+    gateway.delete_tax_id(customer_id, tax_id.id)
+    gateway.update_customer_details(customer_id, name=None, address=None)
     gateway.customer_is_deleted(customer_id)
     gateway.delete_customer(customer_id)
     try:
@@ -211,6 +235,8 @@ def test_every_parameter_fits_the_sdk_types(recorded: Recording) -> None:
     assert "v1.promotion_codes.create" in operations
     sent = [call for call in calls if call.params is not None]
     assert any(call.params.get("allow_promotion_codes") is True for call in sent)
+    assert any(call.params.get("automatic_tax") == {"enabled": True} for call in sent)
+    assert any(call.params.get("customer_update") for call in sent)
 
 
 def test_every_gateway_method_is_exercised(recorded: Recording) -> None:
@@ -230,6 +256,9 @@ def test_every_gateway_method_is_exercised(recorded: Recording) -> None:
         ({"mode": "subscription", "allow_promotion_codes": "yes"}, "expected a boolean"),
         ({"mode": "subscription", "metadata": {"a": 1}}, "expected a string"),
         ({"mode": "subscription", "subscription_data": {"metadata": "x"}}, "params"),
+        ({"mode": "subscription", "automatic_tax": {"enable": True}}, "unknown parameter"),
+        ({"mode": "subscription", "customer_update": {"adress": "auto"}}, "unknown parameter"),
+        ({"mode": "subscription", "billing_address_collection": "always"}, "is not one of"),
     ],
 )
 def test_the_checker_refuses(params: dict[str, Any], problem: str) -> None:
