@@ -270,7 +270,11 @@ def test_renewals_are_taxed_where_the_customer_is_then(app: Flask, gateway: Stri
 def test_tax_ids_are_created_listed_and_deleted(gateway: StripeGateway) -> None:
     customer = gateway.create_customer(email="t@example.com", user_id=9, idempotency_key="t")
     made = gateway.create_tax_id(customer.id, tax_type="eu_vat", value="nl123456789b01")
-    assert (made.value, made.country, made.verification.status) == ("NL123456789B01", "NL", "pending")
+    assert (made.value, made.country, made.verification.status) == (
+        "NL123456789B01",
+        "NL",
+        "pending",
+    )
     listed = gateway.client.v1.customers.tax_ids.list(customer.id)
     assert [t.id for t in listed.data] == [made.id]
     gateway.delete_tax_id(customer.id, made.id)
