@@ -180,7 +180,11 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
         idempotency_key="params-session",
         # Every checkout option on, so each of their parameters is checked.
         option_params=CheckoutOptions(
-            allow_promotion_codes=True, consent_collection=True
+            allow_promotion_codes=True,
+            consent_collection=True,
+            automatic_tax=True,
+            tax_id_collection=True,
+            billing_address_collection=True,
         ).session_params(terms_url="http://localhost/terms"),
     )
     gateway.retrieve_checkout_session(session.id, expand=["line_items"])
@@ -188,6 +192,23 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
     gateway.create_portal_session(
         customer_id=customer_id, return_url="http://localhost/account", configuration_id=config_id
     )
+    # Company details (billing.company), as the account page's form sends them.
+    gateway.update_customer_details(
+        customer_id,
+        name="Params GmbH",
+        address={
+            "country": "DE",
+            "line1": "Hauptstr. 1",
+            "line2": "",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "state": "",
+        },
+    )
+    tax_id = gateway.create_tax_id(customer_id, tax_type="eu_vat", value="DE123456789")
+    gateway.retrieve_customer_details(customer_id)
+    gateway.delete_tax_id(customer_id, tax_id.id)
+    gateway.update_customer_details(customer_id, name=None, address=None)
     gateway.customer_is_deleted(customer_id)
     gateway.delete_customer(customer_id)
     try:
@@ -215,6 +236,8 @@ def test_every_parameter_fits_the_sdk_types(recorded: Recording) -> None:
     assert "v1.promotion_codes.create" in operations
     sent = [call for call in calls if call.params is not None]
     assert any(call.params.get("allow_promotion_codes") is True for call in sent)
+    assert any(call.params.get("automatic_tax") == {"enabled": True} for call in sent)
+    assert any(call.params.get("customer_update") for call in sent)
 
 
 def test_every_gateway_method_is_exercised(recorded: Recording) -> None:
@@ -236,6 +259,9 @@ def test_every_gateway_method_is_exercised(recorded: Recording) -> None:
         ({"mode": "subscription", "subscription_data": {"metadata": "x"}}, "params"),
         ({"consent_collection": {"terms_of_service": "requried"}}, "is not one of"),
         ({"custom_text": {"terms_of_service": {"message": "x"}}}, "unknown parameter"),
+        ({"mode": "subscription", "automatic_tax": {"enable": True}}, "unknown parameter"),
+        ({"mode": "subscription", "customer_update": {"adress": "auto"}}, "unknown parameter"),
+        ({"mode": "subscription", "billing_address_collection": "always"}, "is not one of"),
     ],
 )
 def test_the_checker_refuses(params: dict[str, Any], problem: str) -> None:

@@ -86,6 +86,7 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from webapp.account.company import bp as company_bp
     from webapp.account.views import bp as account_bp
     from webapp.admin.views import bp as admin_bp
     from webapp.api.keys_views import bp as api_keys_bp
@@ -105,6 +106,7 @@ def register_blueprints(app: Flask) -> None:
         recovery_bp,
         account_bp,
         account_security_bp,
+        company_bp,
         checkout_bp,
         webhooks_bp,
         admin_bp,

@@ -189,6 +189,8 @@ def init_app(app: Flask) -> None:
         )
     except CheckoutOptionsError as exc:
         raise CatalogError(str(exc)) from None
+    # Pages say what the options change ("plus tax where applicable" with automatic tax).
+    app.jinja_env.globals["checkout_options"] = app.extensions["checkout_options"]
 
 
 def get_catalog() -> Catalog:

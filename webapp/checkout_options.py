@@ -7,7 +7,7 @@ environment variable (`CHECKOUT_<OPTION>`, e.g. `CHECKOUT_ALLOW_PROMOTION_CODES=
 the file for one deployment. The resolved options are what `billing.checkout` sends with every
 Checkout Session (see `CheckoutOptions.session_params`).
 
-Later options (trials, tax, consent) slot in as further fields of `CheckoutOptions` and further
+Later options (trials, consent) slot in as further fields of `CheckoutOptions` and further
 entries of `OPTIONS`.
 """
 
@@ -38,6 +38,15 @@ class CheckoutOptions:
     # `custom_text.terms_of_service_acceptance`). Real Stripe refuses the session unless the
     # Dashboard's Public details name a terms-of-service URL.
     consent_collection: bool = False
+    # Tax (README, "Tax"). `automatic_tax`: Stripe Tax adds the tax of the buyer's location on
+    # top of the price (our prices are tax-exclusive), and the subscription's invoices keep
+    # doing so. `tax_id_collection`: a business buyer may give a VAT (or other tax) id, saved on
+    # the customer and printed on invoices. `billing_address_collection`: Checkout always asks
+    # for a full billing address ("required"; Stripe's default "auto" asks only when needed),
+    # also sent whenever `automatic_tax` is on. Amounts charged change; credits never do.
+    automatic_tax: bool = False
+    tax_id_collection: bool = False
+    billing_address_collection: bool = False
 
     def session_params(self, *, terms_url: str | None = None) -> dict[str, Any]:
         """What these options add to `checkout.sessions.create` (only what is on: Stripe's
@@ -50,6 +59,25 @@ class CheckoutOptions:
             if not terms_url:
                 raise CheckoutOptionsError("consent_collection needs the terms page's URL")
             params.update(terms_of_service_consent(terms_url))
+        params.update(self.tax_params())
+        return params
+
+    def tax_params(self) -> dict[str, Any]:
+        """The tax options' parameters. Our sessions always pass an existing `customer`, and
+        Stripe then needs `customer_update` to save what the buyer types: the address for
+        automatic tax ("set customer_update[address] to auto", docs.stripe.com/tax/checkout,
+        existing customers) and the business name with a tax id ("customer_update.name to
+        auto", docs.stripe.com/tax/checkout/tax-ids); the SDK allows `customer_update` only
+        together with `customer` (params/checkout/_session_create_params.py)."""
+        params: dict[str, Any] = {}
+        if self.automatic_tax:
+            params["automatic_tax"] = {"enabled": True}
+        if self.tax_id_collection:
+            params["tax_id_collection"] = {"enabled": True}
+        if self.billing_address_collection or self.automatic_tax:
+            params["billing_address_collection"] = "required"
+        if params:
+            params["customer_update"] = {"address": "auto", "name": "auto"}
         return params
 
     def fingerprint(self) -> str:

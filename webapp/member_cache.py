@@ -47,6 +47,7 @@ WATCHED_TABLES = {
     "credit_entries": "user_id",
     "api_keys": "user_id",
     "invoices": "user_id",  # the account page's billing history (trigger: migration 0009)
+    "company_details": "user_id",  # the account page's company details (trigger: 0011)
 }
 
 # The PostgreSQL side of the feed, shared with migration 0002 (which keeps its own copy, as

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from webapp.api.keys import revoke_all_keys
 from webapp.billing.closing import apply_closed_billing, close_billing_account
@@ -31,7 +31,7 @@ from webapp.database import lock_row
 from webapp.extensions import db
 from webapp.mail import queue_mail
 from webapp.mail.erasure import erased_address, forget_recipient
-from webapp.models import User
+from webapp.models import CompanyDetails, User
 from webapp.models.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ def _erase(user_id: int, cancelled: list) -> None:
     old_address, placeholder, now = user.email, erased_address(user_id), utcnow()
     apply_closed_billing(cancelled)
     revoke_all_keys(user_id)
+    # The company's address and VAT number go with the account (Stripe's customer is deleted).
+    db.session.execute(delete(CompanyDetails).where(CompanyDetails.user_id == user_id))
     forget_recipient(old_address, placeholder)
     user.email = placeholder
     user.password_hash = UNUSABLE_PASSWORD_HASH

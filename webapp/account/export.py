@@ -14,7 +14,15 @@ from sqlalchemy import select
 from webapp.api.presenters import credit_entry, iso_z, subscription
 from webapp.billing import credit_summary
 from webapp.extensions import db
-from webapp.models import ApiKey, CreditEntry, Invoice, OutgoingMail, Subscription, User
+from webapp.models import (
+    ApiKey,
+    CompanyDetails,
+    CreditEntry,
+    Invoice,
+    OutgoingMail,
+    Subscription,
+    User,
+)
 from webapp.models.base import utcnow
 
 # Bumped when a field changes meaning or goes away; new fields may appear without a bump.
@@ -37,7 +45,21 @@ def export_user_data(user: User) -> dict[str, Any]:
         "invoices": [_invoice(row) for row in _rows(Invoice, user.id)],
         "credits": _credits(user.id),
         "apiKeys": [_api_key(row) for row in _rows(ApiKey, user.id)],
+        "company": _company(db.session.get(CompanyDetails, user.id)),
         "mail": _mail(user.email),
+    }
+
+
+def _company(row: CompanyDetails | None) -> dict[str, Any] | None:
+    """The company name, billing address and VAT number on the member's invoices."""
+    if row is None:
+        return None
+    fields = ("name", "country", "line1", "line2", "city", "state")
+    return {
+        **{name: getattr(row, name) for name in fields},
+        "postalCode": row.postal_code,
+        "vatNumber": row.tax_id_value,
+        "updatedAt": iso_z(row.updated_at),
     }
 
 

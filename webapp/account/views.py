@@ -18,8 +18,10 @@ from webapp.account.forms import DeleteAccountForm, SwitchForm
 from webapp.auth.forms import EmptyForm
 from webapp.auth.limits import spend_login_attempt
 from webapp.billing import switches
+from webapp.billing.company import company_details
 from webapp.billing.history import PER_PAGE, history_status, invoice_history
 from webapp.catalog import get_catalog
+from webapp.countries import COUNTRIES
 from webapp.extensions import db
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
 from webapp.plan_copy import published_copy
@@ -62,6 +64,8 @@ def render_account() -> str:
         # one of the member's invoices changes (it watches `invoices`).
         history=invoice_history(current_user.id, limit=ACCOUNT_PAGE_INVOICES),
         invoice_status=history_status,
+        company=company_details(current_user.id),
+        countries=COUNTRIES,
         form=EmptyForm(),
     )
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from webapp.billing import emails
 from webapp.billing.base import LIVE_STATUSES, call_stripe, dig, id_of
 from webapp.billing.checkout import CheckoutFacts, apply_checkout_facts, fetch_checkout_facts
+from webapp.billing.company import apply_customer_details, fetch_customer_details
 from webapp.billing.credits import Cause, settle_subscription
 from webapp.billing.stripe_facts import SubscriptionFacts, invoice_of_payment
 from webapp.billing.sync import (
@@ -88,6 +89,13 @@ def _fetch_paid_invoice_of_payment(event: dict) -> InvoiceState | None:
     return fetch_invoice_state(invoice_id) if invoice_id else None
 
 
+def _fetch_customer_details(event: dict):
+    """The customer a `customer.updated` or `customer.tax_id.*` event is about, read afresh."""
+    obj = _object(event)
+    customer = obj.get("id") if obj.get("object") == "customer" else obj.get("customer")
+    return fetch_customer_details(customer if isinstance(customer, str) else None)
+
+
 def _apply_subscription(facts: SubscriptionFacts | None) -> None:
     if facts is not None:
         apply_subscription_state(facts)
@@ -151,6 +159,7 @@ _VOID = EventHandler(_fetch_invoice, _apply_invoice_for("void"))
 _REFUND = EventHandler(_fetch_paid_invoice_of_payment, _apply_invoice_for("refund"))
 _DISPUTE = EventHandler(_fetch_paid_invoice_of_payment, _apply_invoice_for("dispute"))
 _CREDIT_NOTE = EventHandler(_fetch_credited_invoice, _apply_invoice_for("credit_note"))
+_CUSTOMER_DETAILS = EventHandler(_fetch_customer_details, apply_customer_details)
 
 # The events the webhook endpoint must be subscribed to (README, "Stripe, for real").
 EVENT_HANDLERS: dict[str, EventHandler] = {
@@ -185,6 +194,11 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
     "credit_note.updated": _CREDIT_NOTE,
     "credit_note.voided": _CREDIT_NOTE,
     "customer.deleted": EventHandler(_fetch_deleted_customer, _apply_customer_deleted),
+    # Company details (name, address, VAT number) changed at Stripe: Checkout or the Dashboard.
+    "customer.updated": _CUSTOMER_DETAILS,
+    "customer.tax_id.created": _CUSTOMER_DETAILS,
+    "customer.tax_id.updated": _CUSTOMER_DETAILS,
+    "customer.tax_id.deleted": _CUSTOMER_DETAILS,
 }
 
 

@@ -276,9 +276,12 @@ def _line_facts(line: Any) -> LineFacts:
         id=line.id,
         subscription_id=id_of(dig(details, "subscription")),
         price=price_facts(dig(line, "pricing", "price_details", "price")),
-        # What the line charged: its amount less its share of the invoice's discounts, so money
-        # that goes back (a refund) is weighed against what was paid, not the list price.
-        amount=line.amount - sum(d.amount for d in (line.discount_amounts or [])),
+        # What the line charged: its amount less its share of the invoice's discounts, plus the
+        # tax on it (exclusive tax is charged on top, API 2025-03-31.basil `taxes`), so money
+        # that goes back (a refund, tax included) is weighed against what was paid.
+        amount=line.amount
+        - sum(d.amount for d in (line.discount_amounts or []))
+        + sum(t.amount for t in (line.taxes or []) if t.tax_behavior == "exclusive"),
         proration=bool(dig(details, "proration")),
         period_start=required_timestamp(line.period.start),
         period_end=required_timestamp(line.period.end),

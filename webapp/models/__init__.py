@@ -10,6 +10,7 @@ from webapp.models.billing import (
     Subscription,
     WebhookEvent,
 )
+from webapp.models.company import CompanyDetails
 from webapp.models.copy import CopyDraft, CopyRevision
 from webapp.models.mail import MailStatus, OutgoingMail
 from webapp.models.user import Role, User
@@ -17,6 +18,7 @@ from webapp.models.user import Role, User
 __all__ = [
     "ApiKey",
     "CheckoutSession",
+    "CompanyDetails",
     "CopyDraft",
     "CopyRevision",
     "CreditEntry",

@@ -112,6 +112,11 @@ SCALAR = "scalar"
 MAP = "map"
 
 
+class Emptyable(dict):
+    """An object parameter Stripe also takes as "" to unset it (`address=`; the SDK types
+    these `Literal['']|…Params`)."""
+
+
 def validate(params: dict[str, Any], schema: dict[str, Any], prefix: str = "") -> None:
     """Refuse parameters the endpoint does not know, naming them the way Stripe does."""
     for name, value in params.items():
@@ -141,6 +146,8 @@ def validate(params: dict[str, Any], schema: dict[str, Any], prefix: str = "") -
                     raise invalid(f"Invalid object for {path}[{index}].", param=f"{path}[{index}]")
                 validate(item, rule[0], f"{path}[{index}]")
         elif isinstance(rule, dict):
+            if value == "" and isinstance(rule, Emptyable):
+                continue
             if not isinstance(value, dict):
                 raise invalid(f"Invalid object for {path}.", param=path, code="parameter_invalid")
             validate(value, rule, path)

@@ -202,6 +202,39 @@ class StripeGateway:
                 if getattr(exc, "code", None) != "resource_missing":
                     raise
 
+    # --- company details: the customer's name, address and tax ids ------------------------------
+
+    def retrieve_customer_details(self, customer_id: str) -> stripe.Customer:
+        """The customer with its tax ids (`expand[]=tax_ids`: left out unless asked for)."""
+        with self._calling("retrieve_customer"):
+            return self.client.v1.customers.retrieve(customer_id, params={"expand": ["tax_ids"]})
+
+    def update_customer_details(
+        self, customer_id: str, *, name: str | None, address: dict[str, str] | None
+    ) -> stripe.Customer:
+        """Set the customer's (company) name and billing address; None or "" clears them
+        (Stripe unsets a field sent empty). Stripe Tax taxes where this address is."""
+        params: dict[str, Any] = {"name": name or "", "address": address or ""}
+        with self._calling("update_customer"):
+            return self.client.v1.customers.update(customer_id, params=params)  # type: ignore[arg-type]
+
+    def create_tax_id(self, customer_id: str, *, tax_type: str, value: str) -> stripe.TaxId:
+        """Add a tax id (`eu_vat`, `gb_vat` …) to the customer; Stripe checks its format."""
+        with self._calling("create_tax_id"):
+            return self.client.v1.customers.tax_ids.create(
+                customer_id,
+                params={"type": tax_type, "value": value},  # type: ignore[typeddict-item]
+            )
+
+    def delete_tax_id(self, customer_id: str, tax_id: str) -> None:
+        """Remove a tax id; one already gone is not an error (as with `delete_customer`)."""
+        with self._calling("delete_tax_id"):
+            try:
+                self.client.v1.customers.tax_ids.delete(customer_id, tax_id)
+            except stripe.InvalidRequestError as exc:
+                if getattr(exc, "code", None) != "resource_missing":
+                    raise
+
     def create_checkout_session(
         self,
         *,

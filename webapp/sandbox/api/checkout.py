@@ -29,6 +29,9 @@ SESSION_CREATE = {
     "expires_at": SCALAR,
     "payment_method_types": [SCALAR],
     "billing_address_collection": SCALAR,
+    "automatic_tax": {"enabled": SCALAR, "liability": {"type": SCALAR, "account": SCALAR}},
+    "tax_id_collection": {"enabled": SCALAR, "required": SCALAR},
+    "customer_update": {"address": SCALAR, "name": SCALAR, "shipping": SCALAR},
     "locale": SCALAR,
     "ui_mode": SCALAR,
 }
@@ -84,6 +87,8 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
             param="subscription_data[billing_mode][type]",
         )
     consent_collection, custom_text = _consent_params(params)
+    tax = tax_settings(store, params)
+    tax_id_collection = tax.pop("tax_id_collection")
     session_id = new_id("cs_test_", 58)
     session = objects.checkout_session(
         now,
@@ -111,7 +116,14 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
         _subscription_metadata=merge_metadata(subscription_data.get("metadata")),
         _billing_mode=billing_mode,
         _proration_discounts=proration_discounts,
+        **tax,
     )
+    if tax_id_collection:
+        # Shown only when asked for: Stripe's example session has no such field (SDK
+        # `checkout/_session.py` TaxIdCollection).
+        session["tax_id_collection"] = tax_id_collection
+    # With automatic tax and a customer who has an address, the tax shows from the start.
+    operations.update_session_totals(store, session, price["unit_amount"] * quantity)
     store.save(session)
     return session
 
@@ -155,6 +167,72 @@ def _consent_params(params: dict[str, Any]) -> tuple[dict[str, Any] | None, dict
             )
         custom_text["terms_of_service_acceptance"] = {"message": message}
     return consent_collection, custom_text
+
+
+def tax_settings(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """The session's tax fields, refusing what Stripe refuses.
+
+    - `customer_update` "can only be provided when `customer` is provided" (SDK
+      params/checkout/_session_create_params.py).
+    - Automatic tax for an existing customer needs an address to tax: the customer's own, or
+      the one typed at Checkout saved with `customer_update[address]=auto`
+      (docs.stripe.com/tax/checkout, "existing customers"). Assumption: Stripe's exact wording.
+    - Tax id collection for an existing customer saves the business name on it, so it needs
+      `customer_update[name]=auto` (docs.stripe.com/tax/checkout/tax-ids, "Existing
+      customers"). Assumption: Stripe's exact wording.
+    """
+    automatic = params.get("automatic_tax") or {}
+    tax_ids = params.get("tax_id_collection") or {}
+    update = params.get("customer_update") or {}
+    enabled = as_bool(automatic.get("enabled", False), "automatic_tax[enabled]")
+    collect_ids = as_bool(tax_ids.get("enabled", False), "tax_id_collection[enabled]")
+    if update and not params.get("customer"):
+        raise invalid(
+            "`customer_update` can only be used with `customer`.", param="customer_update"
+        )
+    for key, value in update.items():
+        if value not in ("auto", "never"):
+            raise invalid(
+                f"Invalid customer_update[{key}]: must be one of auto or never",
+                param=f"customer_update[{key}]",
+            )
+    collection = params.get("billing_address_collection")
+    if collection not in (None, "auto", "required"):
+        raise invalid(
+            "Invalid billing_address_collection: must be one of auto or required",
+            param="billing_address_collection",
+        )
+    customer = store.find(params["customer"]) if params.get("customer") else None
+    if enabled and customer is not None:
+        has_address = bool((customer.get("address") or {}).get("country"))
+        if not has_address and update.get("address") != "auto":
+            raise invalid(
+                "Automatic tax calculation in Checkout requires a valid address on the "
+                "Customer. Add a valid address to the Customer or set `customer_update[address]` "
+                "to 'auto' to save the address entered in Checkout to the Customer.",
+                param="automatic_tax[enabled]",
+            )
+    if collect_ids and customer is not None and update.get("name") != "auto":
+        raise invalid(
+            "To collect tax ids for an existing customer, set `customer_update[name]` to "
+            "'auto' so that the business name entered in Checkout is saved to the Customer.",
+            param="tax_id_collection[enabled]",
+        )
+    return {
+        "automatic_tax": {
+            "enabled": enabled,
+            "liability": {"account": None, "type": "self"} if enabled else None,
+            "provider": "stripe" if enabled else None,
+            "status": "requires_location_inputs" if enabled else None,
+        },
+        "billing_address_collection": collection,
+        "tax_id_collection": (
+            {"enabled": True, "required": tax_ids.get("required") or "never"}
+            if collect_ids
+            else None
+        ),
+        "_customer_update": dict(update),
+    }
 
 
 @route(

@@ -6,9 +6,14 @@ import copy
 from typing import Any
 
 from webapp.sandbox import objects, operations
-from webapp.sandbox.api.routing import LIST, Call, merge_metadata, paginate, route
-from webapp.sandbox.store import diff
-from webapp.sandbox.wire import MAP, SCALAR
+from webapp.sandbox.api.routing import LIST, Call, includable, merge_metadata, paginate, route
+from webapp.sandbox.operations.tax import tax_id_object
+from webapp.sandbox.store import Store, diff
+from webapp.sandbox.wire import MAP, SCALAR, Emptyable, invalid
+
+ADDRESS = Emptyable(
+    {key: SCALAR for key in ("city", "country", "line1", "line2", "postal_code", "state")}
+)
 
 CUSTOMER_FIELDS = {
     "email": SCALAR,
@@ -17,6 +22,7 @@ CUSTOMER_FIELDS = {
     "phone": SCALAR,
     "metadata": MAP,
     "preferred_locales": [SCALAR],
+    "address": ADDRESS,
 }
 
 
@@ -37,6 +43,28 @@ def _apply_customer_fields(customer: dict[str, Any], params: dict[str, Any]) -> 
         customer["preferred_locales"] = list(params["preferred_locales"] or [])
     if "metadata" in params:
         customer["metadata"] = merge_metadata(params["metadata"], customer["metadata"])
+    if "address" in params:
+        customer["address"] = _address(params["address"], customer.get("address"))
+
+
+def _address(value: object, current: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`address=` clears it; otherwise the fields given replace those fields. Stripe checks a
+    country code is two letters (assumption: its wording)."""
+    if value == "" or not isinstance(value, dict):
+        return None
+    address = {**objects.EMPTY_ADDRESS, **(current or {})}
+    for key, item in value.items():
+        address[key] = str(item).strip() or None
+    country = address.get("country")
+    if country is not None and not (len(country) == 2 and country.isalpha()):
+        raise invalid(
+            "Country '" + country + "' is unknown. Try using a 2-character alphanumeric "
+            "country code instead, such as 'US', 'EG', or 'GB'.",
+            param="address[country]",
+        )
+    if country:
+        address["country"] = country.upper()
+    return address
 
 
 @route("/v1/customers", "GET", {**LIST, "email": SCALAR})
@@ -85,3 +113,65 @@ def delete_customer(call: Call, id: str) -> dict[str, Any]:
             operations.cancel_now(store, store.get("subscription", sub["id"], for_update=True))
     store.emit("customer.deleted", customer)
     return store.save({"id": id, "object": "customer", "deleted": True})
+
+
+# --- tax ids (docs.stripe.com/api/tax_ids; shapes: fixtures3.json `tax_id`, `deleted_tax_id`) --
+
+
+@route("/v1/customers/<id>/tax_ids", "POST", {"type": SCALAR, "value": SCALAR})
+def create_tax_id(call: Call, id: str) -> dict[str, Any]:
+    customer = call.store.get("customer", id, param="customer")
+    for name in ("type", "value"):
+        if not call.params.get(name):
+            raise invalid(f"Missing required param: {name}.", param=name, code="parameter_missing")
+    tax_id = tax_id_object(
+        call.store.now(),
+        customer_id=customer["id"],
+        tax_type=call.params["type"],
+        value=call.params["value"],
+    )
+    call.store.save(tax_id)
+    call.store.emit("customer.tax_id.created", tax_id)
+    return tax_id
+
+
+@route("/v1/customers/<id>/tax_ids", "GET", LIST)
+def list_tax_ids(call: Call, id: str) -> dict[str, Any]:
+    call.store.get("customer", id, param="customer")
+    return paginate(call, call.store.query("tax_id", customer=id))
+
+
+@route("/v1/customers/<id>/tax_ids/<tax_id>", "GET", {})
+def retrieve_tax_id(call: Call, id: str, tax_id: str) -> dict[str, Any]:
+    return _customer_tax_id(call, id, tax_id)
+
+
+@route("/v1/customers/<id>/tax_ids/<tax_id>", "DELETE", {})
+def delete_tax_id(call: Call, id: str, tax_id: str) -> dict[str, Any]:
+    """Stripe removes it and says `customer.tax_id.deleted`; it then retrieves as missing."""
+    found = _customer_tax_id(call, id, tax_id)
+    call.store.emit("customer.tax_id.deleted", found)
+    # Kept under another object type, so lists and retrieves no longer find it.
+    call.store.save({"id": found["id"], "object": "deleted_tax_id", "deleted": True})
+    return {"id": found["id"], "object": "tax_id", "deleted": True}
+
+
+def _customer_tax_id(call: Call, customer_id: str, tax_id: str) -> dict[str, Any]:
+    call.store.get("customer", customer_id, param="customer")
+    found = call.store.get("tax_id", tax_id)
+    if found["customer"] != customer_id:
+        call.store.get("tax_id", "")  # Stripe's resource_missing for another customer's id
+    return found
+
+
+@includable("customer", "tax_ids")
+def customer_tax_ids(store: Store, customer: dict[str, Any]) -> dict[str, Any]:
+    """`expand[]=tax_ids`: the customer's tax ids (left out unless asked for)."""
+    items = store.query("tax_id", customer=customer["id"])
+    return objects.list_object(items, f"/v1/customers/{customer['id']}/tax_ids")
+
+
+@route("/v1/tax_rates/<id>", "GET", {})
+def retrieve_tax_rate(call: Call, id: str) -> dict[str, Any]:
+    """The Tax Rates Stripe Tax reports invoices' tax under (operations.tax)."""
+    return call.store.get("tax_rate", id)

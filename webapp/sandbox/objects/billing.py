@@ -221,7 +221,8 @@ def invoice(
     return {
         "id": invoice_id,
         "object": "invoice",
-        "account_country": "US",
+        # The sandbox account's origin address (operations.tax.ORIGIN_COUNTRY).
+        "account_country": "DE",
         "account_name": "LLMGen (sandbox)",
         "account_tax_ids": None,
         "amount_due": max(total, 0),

@@ -11,6 +11,7 @@ payments, changing or cancelling a subscription, and what the test clock sets of
 - `schedules`: subscription schedules and their phases.
 - `clock`: renewal reminders, renewals and everything else that happens as time passes.
 - `hosted`: paying on the hosted invoice page; 3-D Secure challenges.
+- `tax`: Stripe Tax, simplified (a rate table by country), and customers' tax ids.
 """
 
 from webapp.sandbox.operations.cards import (
@@ -40,10 +41,12 @@ from webapp.sandbox.operations.checkout import (
     remove_promotion_code,
     requires_terms,
     session_price,
+    set_billing_details,
 )
 from webapp.sandbox.operations.clock import advance_clock
 from webapp.sandbox.operations.discounts import RedemptionError
 from webapp.sandbox.operations.payments import pay_open_invoices
+from webapp.sandbox.operations.tax import update_session_totals
 
 __all__ = [
     "CardError",
@@ -69,6 +72,8 @@ __all__ = [
     "remove_promotion_code",
     "requires_terms",
     "session_price",
+    "set_billing_details",
     "set_cancel_at",
     "set_cancel_at_period_end",
+    "update_session_totals",
 ]

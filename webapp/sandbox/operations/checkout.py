@@ -23,6 +23,14 @@ from webapp.sandbox.operations.discounts import (
 )
 from webapp.sandbox.operations.invoicing import create_invoice, period_line
 from webapp.sandbox.operations.payments import pay_invoice
+from webapp.sandbox.operations.tax import (
+    check_address,
+    check_tax_id,
+    save_on_customer,
+    session_address,
+    session_collects_address,
+    update_session_totals,
+)
 from webapp.sandbox.store import Store, diff
 from webapp.sandbox.wire import StripeAPIError
 
@@ -74,12 +82,18 @@ def pay_checkout_session(
     and then carries `consent.terms_of_service = "accepted"`, as Stripe's does."""
     session = open_session(store, session_id)
     check_terms(session, terms_accepted)
+    if session_collects_address(session) and session_address(store, session) is None:
+        raise StripeAPIError(400, "Enter your billing address.", param="address")
     today = datetime.fromtimestamp(store.now(), UTC)
     check_card(card_number, exp_month, exp_year, today.year, today.month)
     if needs_authentication(card_number) and not authenticated:
         raise CardError(AUTHENTICATION_REQUIRED[2], *AUTHENTICATION_REQUIRED[:2])
 
+    new_customer = not session.get("customer")
     customer = _session_customer(store, session)
+    # The address and tax id typed here, saved on the customer first: its invoices are taxed
+    # where it is (operations.tax).
+    save_on_customer(store, session, customer, new=new_customer)
     pm = attach_card(store, customer, card_number, exp_month, exp_year)
     price = session_price(store, session)
     now = store.now()
@@ -96,6 +110,8 @@ def pay_checkout_session(
         mode=session.get("_billing_mode") or "flexible",
         proration_discounts=session.get("_proration_discounts"),
     )
+    # A session with automatic tax makes a subscription that keeps taxing its invoices.
+    sub["automatic_tax"]["enabled"] = bool((session.get("automatic_tax") or {}).get("enabled"))
     if session.get("_promotion_code"):
         # Checked again as the payment is made: the code may have run out meanwhile.
         promo, coupon = session_promotion(store, session, customer_id=customer["id"])
@@ -127,7 +143,11 @@ def pay_checkout_session(
         customer=customer["id"],
         subscription=sub["id"],
         invoice=invoice["id"],
-        customer_details=objects.customer_details(customer["email"]),
+        customer_details={
+            **objects.customer_details(customer["email"]),
+            **(session.get("customer_details") or {}),
+            "email": customer["email"],
+        },
         url=None,
     )
     if requires_terms(session):
@@ -179,6 +199,7 @@ def apply_promotion_code(store: Store, session_id: str, code: str) -> dict[str, 
         amount_total=subtotal - off,
         total_details={**session["total_details"], "amount_discount": off},
     )
+    update_session_totals(store, session, subtotal)
     store.save(session)
     return session
 
@@ -192,6 +213,34 @@ def remove_promotion_code(store: Store, session_id: str) -> dict[str, Any]:
         amount_total=subtotal,
         total_details={**session["total_details"], "amount_discount": 0},
     )
+    update_session_totals(store, session, subtotal)
+    store.save(session)
+    return session
+
+
+def set_billing_details(
+    store: Store,
+    session_id: str,
+    *,
+    address: dict[str, Any],
+    business_name: str | None = None,
+    tax_id: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """The buyer's billing address (and, when the session collects them, a business name and
+    tax id): checked, kept on the session, and the tax and total shown again."""
+    session = open_session(store, session_id)
+    details = {**objects.customer_details(None), **(session.get("customer_details") or {})}
+    details["address"] = check_address(address)
+    details["business_name"] = details["name"] = None
+    details["tax_ids"] = []
+    if tax_id and session.get("tax_id_collection"):
+        value, _country = check_tax_id(*tax_id)
+        details["tax_ids"] = [{"type": tax_id[0], "value": value}]
+        details["business_name"] = details["name"] = (business_name or "").strip() or None
+        if not details["business_name"]:
+            raise StripeAPIError(400, "Enter the business name.", param="business_name")
+    session["customer_details"] = details
+    update_session_totals(store, session, session_subtotal(store, session))
     store.save(session)
     return session
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from webapp.sandbox import objects
@@ -82,7 +82,7 @@ def create_credit_note(store: Store, invoice: dict[str, Any], request: NoteReque
         )
     issued = [note for note in notes_of(store, invoice["id"]) if note["status"] == "issued"]
     lines = _note_lines(invoice, request, issued)
-    total = sum(line["amount"] for line in lines)
+    total = sum(note_amount(line) for line in lines)
     _check_total(invoice, request, total, issued)
     pre = min(total, invoice["amount_remaining"]) if invoice["status"] == "open" else 0
     post = total - pre
@@ -114,6 +114,7 @@ def create_credit_note(store: Store, invoice: dict[str, Any], request: NoteReque
         reason=request.reason,
         effective_at=request.effective_at,
     )
+    _show_tax(note, lines)
     _take_off_invoice(store, invoice, pre, post)
     if request.credit_amount:
         note["customer_balance_transaction"] = _credit_balance(
@@ -122,6 +123,22 @@ def create_credit_note(store: Store, invoice: dict[str, Any], request: NoteReque
     store.save(note)
     store.emit("credit_note.created", note)
     return note
+
+
+def _show_tax(note: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+    """A note that gives back tax shows it apart, as an invoice does."""
+    taxes = [t for line in lines for t in line["taxes"]]
+    if not taxes:
+        return
+    subtotal = sum(line["amount"] for line in lines)
+    note["subtotal"] = note["subtotal_excluding_tax"] = note["total_excluding_tax"] = subtotal
+    note["total_taxes"] = [
+        {
+            **taxes[0],
+            "amount": sum(t["amount"] for t in taxes),
+            "taxable_amount": sum(t["taxable_amount"] or 0 for t in taxes),
+        }
+    ]
 
 
 def notes_of(store: Store, invoice_id: str) -> list[dict[str, Any]]:
@@ -227,7 +244,7 @@ def _credited_invoice_line(
             f"line item {invoice_line['id']} ({money(max(left_amount, 0))}).",
             param=f"{where}[amount]",
         )
-    return objects.credit_note_line(
+    note_line = objects.credit_note_line(
         amount=amount,
         quantity=quantity,
         description=invoice_line["description"],
@@ -235,6 +252,34 @@ def _credited_invoice_line(
         unit_amount=None,
         metadata=line.metadata,
     )
+    note_line["taxes"] = _credited_tax(invoice_line, amount, left_amount, before)
+    return note_line
+
+
+def _credited_tax(
+    invoice_line: dict[str, Any], amount: int, left_amount: int, before: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The tax a credited line gives back: the line's exclusive tax in proportion to the amount
+    credited (a line's `amount` excludes tax; the note's `amount` includes it, SDK
+    `_credit_note.py`), rounded half up, and all of what is left once the whole line is
+    credited, so partial credits never give back more tax than was charged. Assumption: Stripe
+    does not document its rounding here."""
+    taxes = [t for t in invoice_line.get("taxes") or [] if t["tax_behavior"] == "exclusive"]
+    if not taxes or not invoice_line["amount"]:
+        return []
+    line_tax = sum(t["amount"] for t in taxes)
+    tax_before = sum(t["amount"] for item in before for t in item.get("taxes") or [])
+    if amount == left_amount:
+        tax = line_tax - tax_before
+    else:
+        share = Decimal(line_tax) * amount / invoice_line["amount"]
+        tax = min(int(share.quantize(Decimal(1), rounding=ROUND_HALF_UP)), line_tax - tax_before)
+    return [{**taxes[0], "amount": tax, "taxable_amount": amount}]
+
+
+def note_amount(line: dict[str, Any]) -> int:
+    """What a note line credits, tax included."""
+    return line["amount"] + sum(t["amount"] for t in line.get("taxes") or [])
 
 
 def _check_total(

@@ -9,6 +9,7 @@ from typing import Any
 
 from webapp.sandbox import objects
 from webapp.sandbox.operations.discounts import after_invoiced, apply_discounts
+from webapp.sandbox.operations.tax import apply_tax, record_customer
 from webapp.sandbox.store import Store, new_id
 
 
@@ -154,6 +155,10 @@ def build_invoice(
         period_end=period_end,
     )
     apply_discounts(store, invoice, sub)
+    record_customer(store, invoice, customer)
+    # Tax on what is left after discounts, from where the customer is now (operations.tax).
+    if (sub.get("automatic_tax") or {}).get("enabled"):
+        apply_tax(store, invoice, customer)
     # A negative balance is credit the customer holds (from a downgrade or a prorated
     # cancellation); it pays what it can, and a negative total adds to it.
     balance, total = customer["balance"], invoice["total"]

@@ -5,6 +5,7 @@ and fault switches. Registered only in sandbox mode."""
 from webapp.sandbox.pages import (  # noqa: F401  (their routes)
     authentication,
     checkout,
+    checkout_tax,
     control,
     invoice,
     portal,

@@ -99,9 +99,12 @@ def _page(
     *,
     form: CardForm | None = None,
     promo_form: PromotionCodeForm | None = None,
+    billing_form: Any = None,
     error: str | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
+    from webapp.sandbox.pages.checkout_tax import BillingDetailsForm, tax_summary
+
     with sandbox().store() as store:
         operations.expire_overdue_sessions(store)
         session = store.find(session_id)
@@ -113,6 +116,10 @@ def _page(
             email = (store.find(session["customer"]) or {}).get("email") or email
         order = describe_price(store, price)
         discount = _discount(store, session)
+        tax = tax_summary(store, session)
+        if billing_form is None:
+            billing_form = BillingDetailsForm(formdata=None)
+            billing_form.prefill(session, store.find(session.get("customer") or ""))
     return render_template(
         "sandbox/checkout.html",
         session=session,
@@ -123,6 +130,8 @@ def _page(
         remove_form=EmptyForm(formdata=None),
         discount=discount,
         terms_label=_terms_label(store, session),
+        tax=tax,
+        billing_form=billing_form,
         error=error,
     ), status
 
