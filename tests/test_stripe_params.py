@@ -23,6 +23,7 @@ from tests.conftest import create_user
 from tests.stripe_params import Call, ParamError, RecordingClient, check, params_type
 from webapp.billing.switches import confirm_switch, switch_terms
 from webapp.catalog import get_catalog
+from webapp.checkout_options import CheckoutOptions
 from webapp.extensions import db
 from webapp.models import User
 from webapp.stripe_catalog import (
@@ -77,6 +78,11 @@ def recorded(app: Flask) -> Recording:
         except Exception as exc:  # reported by the tests below, after the parameters
             failure = exc
         return Recording(recorder.calls, used, failure)
+
+
+_all_options = CheckoutOptions(
+    allow_promotion_codes=True, free_trials=True, trials_without_card=True
+)
 
 
 def _exercise(app: Flask, gateway: StripeGateway) -> None:
@@ -177,7 +183,11 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
         success_url="http://localhost/checkout/success?session_id={CHECKOUT_SESSION_ID}",
         cancel_url="http://localhost/pricing",
         idempotency_key="params-session",
-        option_params={"allow_promotion_codes": True},
+        # Every checkout option on, a card-less trial included.
+        option_params={
+            **_all_options.session_params(),
+            **_all_options.trial_params(14),
+        },
     )
     gateway.retrieve_checkout_session(session.id, expand=["line_items"])
     gateway.expire_checkout_session(session.id)

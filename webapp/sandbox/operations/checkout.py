@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from webapp.sandbox import objects
+from webapp.sandbox.operations import trials
 from webapp.sandbox.operations.cards import (
     AUTHENTICATION_REQUIRED,
     CardError,
@@ -39,27 +40,45 @@ def open_session(store: Store, session_id: str) -> dict[str, Any]:
     return session
 
 
+def card_optional(session: dict[str, Any]) -> bool:
+    """Checkout may complete without a card: `payment_method_collection=if_required` and
+    nothing due today (a free trial), as docs.stripe.com/payments/checkout/free-trials says."""
+    return session.get("payment_method_collection") == "if_required" and bool(
+        session.get("_trial_period_days")
+    )
+
+
 def pay_checkout_session(
     store: Store,
     session_id: str,
     *,
-    card_number: str,
-    exp_month: int,
-    exp_year: int,
+    card_number: str | None,
+    exp_month: int = 0,
+    exp_year: int = 0,
     authenticated: bool = False,
 ) -> dict[str, Any]:
-    """Pay an open subscription-mode session: customer, subscription, paid invoice, events.
+    """Pay (or, with a trial, start) an open subscription-mode session: customer, subscription,
+    paid invoice ($0 for a trial), events. `card_number` None: no card, which only a card-less
+    trial allows (`card_optional`).
 
     A card that needs 3-D Secure pays only after the customer completed the challenge
     (`authenticated`); the hosted page asks for it before calling this."""
     session = open_session(store, session_id)
     today = datetime.fromtimestamp(store.now(), UTC)
-    check_card(card_number, exp_month, exp_year, today.year, today.month)
-    if needs_authentication(card_number) and not authenticated:
-        raise CardError(AUTHENTICATION_REQUIRED[2], *AUTHENTICATION_REQUIRED[:2])
+    if card_number is None:
+        if not card_optional(session):
+            raise CardError("Enter your card details.", "incomplete_number", None)
+    else:
+        check_card(card_number, exp_month, exp_year, today.year, today.month)
+        if needs_authentication(card_number) and not authenticated:
+            raise CardError(AUTHENTICATION_REQUIRED[2], *AUTHENTICATION_REQUIRED[:2])
 
     customer = _session_customer(store, session)
-    pm = attach_card(store, customer, card_number, exp_month, exp_year)
+    pm = (
+        attach_card(store, customer, card_number, exp_month, exp_year)
+        if card_number is not None
+        else None
+    )
     price = session_price(store, session)
     now = store.now()
     sub = objects.subscription(
@@ -68,7 +87,7 @@ def pay_checkout_session(
         price_obj=price,
         quantity=session["_line_items"][0]["quantity"],
         metadata=dict(session.get("_subscription_metadata") or {}),
-        payment_method_id=pm["id"],
+        payment_method_id=pm["id"] if pm else None,
         # Flexible unless the session asked for classic: the default for Checkout-created
         # subscriptions since 2025-09-30.clover (docs.stripe.com/changelog/clover/2025-09-30/
         # billing-mode-default-flexible).
@@ -87,10 +106,18 @@ def pay_checkout_session(
             checkout_session_id=session["id"],
         )
         sub["discounts"] = [discount["id"]]
+    trial_days = session.get("_trial_period_days")
+    if trial_days:
+        trials.start_trial(sub, now, trial_days, session["_trial_missing_payment_method"])
     store.save(sub)
     store.emit("customer.subscription.created", sub)
     item = sub["items"]["data"][0]
-    line = period_line(store, item, price, now, item["current_period_end"])
+    if trial_days:
+        line = trials.trial_line(store, sub, price)
+        if sub["trial_end"] - now < trials.TRIAL_WILL_END_SECONDS:
+            trials.send_trial_will_end(store, sub)
+    else:
+        line = period_line(store, item, price, now, item["current_period_end"])
     invoice = create_invoice(store, customer, sub, "subscription_create", [line], now, now)
     # The customer is on the page: an on-session payment.
     pay_invoice(store, invoice, pm, off_session=False, authenticated=authenticated)
@@ -102,7 +129,8 @@ def pay_checkout_session(
 
     session.update(
         status="complete",
-        payment_status="paid",
+        # "no_payment_required: The payment is delayed to a future date" (a trial).
+        payment_status="no_payment_required" if trial_days else "paid",
         customer=customer["id"],
         subscription=sub["id"],
         invoice=invoice["id"],
@@ -153,7 +181,8 @@ def apply_promotion_code(store: Store, session_id: str, code: str) -> dict[str, 
     off = discount_amount(coupon, subtotal)
     session.update(
         discounts=[{"coupon": coupon["id"], "promotion_code": promo["id"]}],
-        amount_total=subtotal - off,
+        # During a trial nothing is due today; the discount applies to the invoices after it.
+        amount_total=0 if session.get("_trial_period_days") else subtotal - off,
         total_details={**session["total_details"], "amount_discount": off},
     )
     store.save(session)
@@ -166,7 +195,7 @@ def remove_promotion_code(store: Store, session_id: str) -> dict[str, Any]:
     session.update(
         _promotion_code=None,
         discounts=[],
-        amount_total=subtotal,
+        amount_total=0 if session.get("_trial_period_days") else subtotal,
         total_details={**session["total_details"], "amount_discount": 0},
     )
     store.save(session)

@@ -17,6 +17,7 @@ from webapp.sandbox.pages.common import (
     CardForm,
     EmptyForm,
     PromotionCodeForm,
+    date,
     describe_price,
     sandbox,
 )
@@ -50,6 +51,21 @@ def checkout(session_id: str) -> Response | str | tuple[str, int]:
                 abort(404)
             error = exc.message
     return _page(session_id, form=form, error=error, status=402 if error else 200)
+
+
+@bp.post("/checkout/<session_id>/trial")
+def start_trial(session_id: str) -> Response | tuple[str, int]:
+    """A card-less trial: "Start trial" without a card, which the session must allow."""
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        with sandbox().store() as store:
+            session = operations.pay_checkout_session(store, session_id, card_number=None)
+        return redirect(session["success_url"], code=303)
+    except StripeAPIError as exc:
+        if exc.status == 404:
+            abort(404)
+        return _page(session_id, error=exc.message, status=400)
 
 
 @bp.route("/checkout/<session_id>/promotion-code", methods=["POST"])
@@ -102,6 +118,7 @@ def _page(
             email = (store.find(session["customer"]) or {}).get("email") or email
         order = describe_price(store, price)
         discount = _discount(store, session)
+        trial = _trial(store, session)
     return render_template(
         "sandbox/checkout.html",
         session=session,
@@ -111,8 +128,29 @@ def _page(
         promo_form=promo_form or PromotionCodeForm(formdata=None),
         remove_form=EmptyForm(formdata=None),
         discount=discount,
+        trial=trial,
+        card_optional=operations.card_optional(session),
+        trial_form=EmptyForm(formdata=None),
         error=error,
     ), status
+
+
+def _trial(store: Store, session: dict[str, Any]) -> dict[str, Any] | None:
+    """What the page says of the session's free trial: its length, today's $0 and the first
+    charge after it (the discounted price when a promotion code applies)."""
+    days = session.get("_trial_period_days")
+    if not days:
+        return None
+    price = operations.session_price(store, session)
+    then = price["unit_amount"] * session["_line_items"][0]["quantity"]
+    then -= session["total_details"]["amount_discount"]
+    interval = price["recurring"]["interval"]
+    return {
+        "days": days,
+        "due_today": format_money(0, session["currency"]),
+        "then": f"{format_money(then, session['currency'])} / {interval}",
+        "starts": date(store.now() + days * 86400),
+    }
 
 
 def _discount(store: Store, session: dict[str, Any]) -> dict[str, Any] | None:
