@@ -39,6 +39,17 @@ def test_catalog_has_the_four_plans_with_their_figures():
     assert catalog.price_by_lookup_key("professional_monthly").amount_cents == 1299
 
 
+def test_trials_come_from_the_catalog():
+    catalog = parse_catalog(raw_catalog())
+    for plan in catalog.plans.values():
+        assert plan.trial_period_days == 14
+        assert 0 < plan.trial_credits < plan.monthly_credits
+    data = raw_catalog()
+    for raw in data["plans"]:
+        raw.pop("trial_period_days"), raw.pop("trial_credits")
+    assert {p.trial_period_days for p in parse_catalog(data).plans.values()} == {0}
+
+
 def test_unknown_plan_and_cycle_raise():
     catalog = load_catalog()
     with pytest.raises(UnknownPlan):
@@ -57,6 +68,14 @@ def test_unknown_plan_and_cycle_raise():
         (lambda c: c["plans"][1]["copy"].pop("name"), "copy is missing 'name'"),
         (lambda c: c.update(currency="eur"), "currency must be 'usd'"),
         (lambda c: c["plans"][0].update(yearly_cents=99999), "yearly price exceeds"),
+        (lambda c: c["plans"][0].update(trial_period_days=731), "trial_period_days must be"),
+        (lambda c: c["plans"][0].update(trial_period_days=-1), "trial_period_days must be"),
+        (lambda c: c["plans"][0].update(trial_period_days="14"), "must be an integer"),
+        (lambda c: c["plans"][0].update(trial_credits=1000), "below monthly_credits"),
+        (
+            lambda c: c["plans"][0].update(trial_period_days=0, trial_credits=10),
+            "trial_credits without trial_period_days",
+        ),
     ],
 )
 def test_bad_catalog_is_refused_with_a_clear_message(mutate, message):

@@ -88,3 +88,30 @@ def test_checkout_sessions_carry_the_options(app: Flask, auth, client, user_id) 
     session_id = started.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
     with app.app_context():
         assert get_gateway().retrieve_checkout_session(session_id).allow_promotion_codes is True
+
+
+def test_trial_params_follow_the_options() -> None:
+    assert CheckoutOptions().trial_params(14) == {}
+    assert CheckoutOptions(free_trials=True).trial_params(0) == {}
+    assert CheckoutOptions(free_trials=True).trial_params(14) == {
+        "subscription_data": {"trial_period_days": 14}
+    }
+    assert CheckoutOptions(free_trials=True, trials_without_card=True).trial_params(14) == {
+        "payment_method_collection": "if_required",
+        "subscription_data": {
+            "trial_period_days": 14,
+            "trial_settings": {"end_behavior": {"missing_payment_method": "cancel"}},
+        },
+    }
+    # Card-less alone offers no trial: there is none to take the card away from.
+    assert CheckoutOptions(trials_without_card=True).trial_params(14) == {}
+
+
+def test_trials_are_off_in_test_and_production_as_shipped() -> None:
+    from webapp.catalog import load_catalog
+
+    settings = load_catalog().checkout
+    assert settings["development"].free_trials and settings["development"].trials_without_card
+    assert not settings["test"].free_trials and not settings["production"].free_trials
+    on = resolve(settings, "production", {"CHECKOUT_FREE_TRIALS": "yes"})
+    assert on.free_trials and not on.trials_without_card

@@ -80,6 +80,18 @@ def recorded(app: Flask) -> Recording:
         return Recording(recorder.calls, used, failure)
 
 
+# Every checkout option on, so each of their parameters is checked.
+_all_options = CheckoutOptions(
+    allow_promotion_codes=True,
+    consent_collection=True,
+    automatic_tax=True,
+    tax_id_collection=True,
+    billing_address_collection=True,
+    free_trials=True,
+    trials_without_card=True,
+)
+
+
 def _exercise(app: Flask, gateway: StripeGateway) -> None:
     # The site: catalog sync on first use, sign-up, checkout with the options in force, the
     # hosted page, the success page, the portal.
@@ -178,14 +190,11 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
         success_url="http://localhost/checkout/success?session_id={CHECKOUT_SESSION_ID}",
         cancel_url="http://localhost/pricing",
         idempotency_key="params-session",
-        # Every checkout option on, so each of their parameters is checked.
-        option_params=CheckoutOptions(
-            allow_promotion_codes=True,
-            consent_collection=True,
-            automatic_tax=True,
-            tax_id_collection=True,
-            billing_address_collection=True,
-        ).session_params(terms_url="http://localhost/terms"),
+        # Every checkout option on, a card-less trial included.
+        option_params={
+            **_all_options.session_params(terms_url="http://localhost/terms"),
+            **_all_options.trial_params(14),
+        },
     )
     gateway.retrieve_checkout_session(session.id, expand=["line_items"])
     gateway.expire_checkout_session(session.id)

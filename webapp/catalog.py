@@ -55,6 +55,11 @@ class Plan:
     monthly_credits: int
     prices: dict[str, Price]
     default_copy: dict[str, Any] = field(compare=False)
+    # A free trial before the first payment (Stripe: `subscription_data.trial_period_days`), 0
+    # for none; offered only while `[checkout] free_trials` is on, once per person ever.
+    trial_period_days: int = 0
+    # What a trial grants: once per person ever, however many trials they start (billing/trials.py).
+    trial_credits: int = 0
 
     def price(self, cycle: str) -> Price:
         try:
@@ -133,7 +138,26 @@ def _parse_plan(raw: dict[str, Any], currency: str, index: int) -> Plan:
             raise CatalogError(f"{where}: copy is missing {key!r}")
     if not copy["name"]:
         raise CatalogError(f"{where}: copy.name must not be empty")
-    return Plan(plan_id, credits, prices, copy)
+    trial_days, trial_credits = _parse_trial(raw, credits, where)
+    return Plan(plan_id, credits, prices, copy, trial_days, trial_credits)
+
+
+# Stripe: "Has to be at least 1" (SDK checkout session params, trial_period_days) and "The trial
+# period must be 730 days (2 years) or less" (docs.stripe.com/billing/subscriptions/trials).
+MAX_TRIAL_DAYS = 730
+
+
+def _parse_trial(raw: dict[str, Any], monthly_credits: int, where: str) -> tuple[int, int]:
+    """(trial_period_days, trial_credits), both optional (0: no trial, no trial credits)."""
+    days = _require(raw, "trial_period_days", int, where) if "trial_period_days" in raw else 0
+    grant = _require(raw, "trial_credits", int, where) if "trial_credits" in raw else 0
+    if not 0 <= days <= MAX_TRIAL_DAYS:
+        raise CatalogError(f"{where}: trial_period_days must be 0 (none) to {MAX_TRIAL_DAYS}")
+    if not 0 <= grant < monthly_credits:
+        raise CatalogError(f"{where}: trial_credits must be 0 or more and below monthly_credits")
+    if grant and not days:
+        raise CatalogError(f"{where}: trial_credits without trial_period_days")
+    return days, grant
 
 
 def parse_catalog(data: dict[str, Any]) -> Catalog:

@@ -7,8 +7,7 @@ environment variable (`CHECKOUT_<OPTION>`, e.g. `CHECKOUT_ALLOW_PROMOTION_CODES=
 the file for one deployment. The resolved options are what `billing.checkout` sends with every
 Checkout Session (see `CheckoutOptions.session_params`).
 
-Later options (trials, consent) slot in as further fields of `CheckoutOptions` and further
-entries of `OPTIONS`.
+A new option is one more field of `CheckoutOptions` (and so one more entry of `OPTIONS`).
 """
 
 from __future__ import annotations
@@ -47,6 +46,12 @@ class CheckoutOptions:
     automatic_tax: bool = False
     tax_id_collection: bool = False
     billing_address_collection: bool = False
+    # Each plan's free trial (`trial_period_days` in the catalog), for whoever never had one.
+    free_trials: bool = False
+    # Card-less trials: Checkout collects no card when nothing is due today
+    # (`payment_method_collection=if_required`); without one by the trial's end the
+    # subscription is cancelled (TRIAL_END_WITHOUT_CARD).
+    trials_without_card: bool = False
 
     def session_params(self, *, terms_url: str | None = None) -> dict[str, Any]:
         """What these options add to `checkout.sessions.create` (only what is on: Stripe's
@@ -80,6 +85,21 @@ class CheckoutOptions:
             params["customer_update"] = {"address": "auto", "name": "auto"}
         return params
 
+    def trial_params(self, trial_days: int) -> dict[str, Any]:
+        """What a `trial_days`-day trial adds to `checkout.sessions.create` (nothing when trials
+        are off or there is no trial for this buyer). `subscription_data` is merged with the
+        gateway's own (metadata) there."""
+        if not self.free_trials or trial_days <= 0:
+            return {}
+        subscription_data: dict[str, Any] = {"trial_period_days": trial_days}
+        params: dict[str, Any] = {"subscription_data": subscription_data}
+        if self.trials_without_card:
+            params["payment_method_collection"] = "if_required"
+            subscription_data["trial_settings"] = {
+                "end_behavior": {"missing_payment_method": TRIAL_END_WITHOUT_CARD}
+            }
+        return params
+
     def fingerprint(self) -> str:
         """A short, stable summary (part of the Checkout idempotency key: other options make
         other parameters, which Stripe refuses under a key it has seen)."""
@@ -98,6 +118,14 @@ def terms_of_service_consent(terms_url: str) -> dict[str, Any]:
             }
         },
     }
+
+
+# A card-less trial that ends with no card: `cancel`, not `pause` (Stripe's choices for
+# `trial_settings.end_behavior.missing_payment_method`, docs.stripe.com/payments/checkout/
+# free-trials). A cancelled trial ends cleanly: the member is on no plan and may subscribe again
+# (without a second trial); a paused one would stay a live subscription that blocks checkout and
+# needs a resume flow neither the portal nor our pages offer.
+TRIAL_END_WITHOUT_CARD = "cancel"
 
 
 # Each option's type, for parsing the file and the environment.

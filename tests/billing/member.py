@@ -45,6 +45,30 @@ class Member:
         assert success.status_code == 200
         return success.get_data(as_text=True)
 
+    def start_trial(self, plan: str, cycle: str, card: str | None = None) -> str:
+        """Check out a plan that comes with a free trial: "Start trial" with no card (the session
+        must allow it) or with `card`; the success page's HTML."""
+        token = csrf_token(self.client, "/pricing")
+        data = {"plan": plan, "cycle": cycle, "csrf_token": token}
+        started = self.client.post("/checkout", data=data)
+        assert started.status_code == 303, started.get_data(as_text=True)[:300]
+        path = urlsplit(started.headers["Location"]).path
+        form = {"csrf_token": csrf_token(self.client, path)}
+        if card is None:
+            done = self.client.post(f"{path}/trial", data=form)
+        else:
+            card_data = {"card_number": CARDS[card], "expiry": "12 / 34", "cvc": "123"}
+            done = self.client.post(path, data={**form, **card_data})
+        assert done.status_code == 303, done.get_data(as_text=True)[:300]
+        session_id = parse_qs(urlsplit(done.headers["Location"]).query)["session_id"][0]
+        success = self.client.get(f"/checkout/success?session_id={session_id}")
+        assert success.status_code == 200
+        return success.get_data(as_text=True)
+
+    def add_card(self, card: str = "pays") -> str:
+        """Add a card in the portal (how a trial member keeps their plan after the trial)."""
+        return self.portal("card", card_number=CARDS[card], expiry="12 / 34", cvc="123")
+
     def portal(self, action: str, **data: str) -> str:
         """Open the portal from the account page and post one of its forms; the page after."""
         token = csrf_token(self.client, "/account")

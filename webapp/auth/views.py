@@ -215,7 +215,16 @@ def signup_done() -> Response | str:
         checkout=checkout,
         plan_summary=plan_summary(choice),
         choice=choice,
+        trial_days=_trial_days(choice) if current_user.is_authenticated else 0,
     )
+
+
+def _trial_days(choice: tuple[str, str] | None) -> int:
+    """The free trial the chosen plan comes with for this member (billing/trials.py)."""
+    from webapp.billing.trials import trial_days_for
+
+    plan = get_catalog().plans.get(choice[0]) if choice else None
+    return trial_days_for(current_user.id, plan) if plan else 0
 
 
 @bp.route("/login", methods=["GET", "POST"])

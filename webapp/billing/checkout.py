@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -32,6 +32,7 @@ from webapp.billing.sync import (
     apply_subscription_state,
     fetch_subscription_state,
 )
+from webapp.billing.trials import trial_credits_granted, trial_days_for
 from webapp.catalog import Plan, Price, get_catalog, get_checkout_options
 from webapp.extensions import db
 from webapp.models import CheckoutSession, User
@@ -57,6 +58,8 @@ class Fulfilment:
     status: str  # "complete", "processing", "open", "expired" or "duplicate"
     plan: Plan | None
     credits_granted: int
+    # A free trial: when it ends (the first payment is due then, if a card is on file).
+    trial_end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -132,8 +135,11 @@ def _start_checkout(
     # The key counts this user's sessions *before* looking for an open one: a racing request that
     # records its session in between is then found below, or else both send the same key.
     options = get_checkout_options()
+    trial_days = trial_days_for(user.id, plan)
+    # A trial or not makes other parameters: another key (see _checkout_idempotency_key).
+    fingerprint = f"{options.fingerprint()}-trial{trial_days}"
     idempotency_key = _checkout_idempotency_key(
-        user.id, plan_id, cycle, success_url, cancel_url, options.fingerprint()
+        user.id, plan_id, cycle, success_url, cancel_url, fingerprint
     )
     reusable = _reuse_or_expire_open_session(user.id, plan_id, cycle, success_url, cancel_url)
     if reusable is not None:
@@ -156,7 +162,10 @@ def _start_checkout(
         success_url=success_url,
         cancel_url=cancel_url,
         idempotency_key=idempotency_key,
-        option_params=options.session_params(terms_url=public_url("legal.terms")),
+        option_params={
+            **options.session_params(terms_url=public_url("legal.terms")),
+            **options.trial_params(trial_days),
+        },
     )
     _record_checkout_session(user.id, plan_id, cycle, session)
     log.info("checkout session %s created for user %s (%s)", session.id, user.id, price.lookup_key)
@@ -267,6 +276,10 @@ def fulfil_checkout(session_id: str, *, user_id: int) -> Fulfilment:
     if facts.status == "complete" and facts.paid:
         if facts.subscription is not None and facts.subscription.duplicate_of:
             return Fulfilment("duplicate", plan, 0)
+        subscription = facts.subscription
+        if subscription is not None and subscription.status == "trialing":
+            granted = trial_credits_granted(user_id, subscription.id)
+            return Fulfilment("complete", plan, granted, subscription.trial_end)
         invoice_id = facts.invoice.invoice.id if facts.invoice else None
         return Fulfilment("complete", plan, credits_for_invoice(invoice_id) if invoice_id else 0)
     if facts.status == "complete":

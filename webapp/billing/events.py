@@ -169,6 +169,11 @@ EVENT_HANDLERS: dict[str, EventHandler] = {
     "customer.subscription.created": EventHandler(_fetch_new_subscription, _apply_subscription),
     "customer.subscription.updated": _SUBSCRIPTION,
     "customer.subscription.deleted": _SUBSCRIPTION,
+    # Free trials: the reminder three days before the end, and a card-less trial paused at its
+    # end (catalog trials cancel instead; a paused one made in the Dashboard is still shown).
+    "customer.subscription.trial_will_end": _SUBSCRIPTION,
+    "customer.subscription.paused": _SUBSCRIPTION,
+    "customer.subscription.resumed": _SUBSCRIPTION,
     "subscription_schedule.created": _SCHEDULE,
     "subscription_schedule.updated": _SCHEDULE,
     "subscription_schedule.released": _SCHEDULE,

@@ -87,6 +87,8 @@ def _store_lines(facts: InvoiceFacts) -> None:
         price = line.price
         plan_id = price.plan_id if price else None
         credits = catalog.plan(plan_id).monthly_credits * line.quantity if plan_id else 0
+        if line.trial:
+            credits = 0  # a trial's $0 line buys no plan credits (billing/trials.py)
         values = {
             "invoice_id": facts.id,
             "stripe_subscription_id": line.subscription_id or facts.subscription_id,

@@ -78,6 +78,9 @@ class SubscriptionFacts:
     duplicate_of: str | None
     # When we began reading: a copy read earlier never overwrites one read later.
     fetched_at: datetime
+    # Its free trial, if it began with one.
+    trial_start: datetime | None = None
+    trial_end: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ class LineFacts:
     period_start: datetime
     period_end: datetime
     quantity: int
+    # A free trial's line: the plan's full period at no charge before any discount (Stripe
+    # bills a trial as a $0 line of the plan's price). It buys no plan credits; a trial grants
+    # its own allowance once per person (billing/trials.py).
+    trial: bool = False
 
 
 @dataclass(frozen=True)
@@ -175,6 +182,8 @@ def read_subscription(stripe_subscription: Any, fetched_at: datetime) -> Subscri
         pending=_pending_change(stripe_subscription, item),
         duplicate_of=metadata.get("duplicate_of"),
         fetched_at=fetched_at,
+        trial_start=from_timestamp(stripe_subscription.trial_start),
+        trial_end=from_timestamp(stripe_subscription.trial_end),
     )
 
 
@@ -272,20 +281,25 @@ def _line_facts(line: Any) -> LineFacts:
     details = dig(line, "parent", "subscription_item_details") or dig(
         line, "parent", "invoice_item_details"
     )
+    price = price_facts(dig(line, "pricing", "price_details", "price"))
+    proration = bool(dig(details, "proration"))
     return LineFacts(
         id=line.id,
         subscription_id=id_of(dig(details, "subscription")),
-        price=price_facts(dig(line, "pricing", "price_details", "price")),
+        price=price,
         # What the line charged: its amount less its share of the invoice's discounts, plus the
         # tax on it (exclusive tax is charged on top, API 2025-03-31.basil `taxes`), so money
         # that goes back (a refund, tax included) is weighed against what was paid.
         amount=line.amount
         - sum(d.amount for d in (line.discount_amounts or []))
         + sum(t.amount for t in (line.taxes or []) if t.tax_behavior == "exclusive"),
-        proration=bool(dig(details, "proration")),
+        proration=proration,
         period_start=required_timestamp(line.period.start),
         period_end=required_timestamp(line.period.end),
         quantity=line.quantity or 1,
+        # A 100%-off coupon also makes a $0 total, but its line keeps its amount (the discount
+        # is in discount_amounts) and buys its credits; a trial's line itself is $0.
+        trial=not proration and line.amount == 0 and bool(price and price.amount_cents),
     )
 
 

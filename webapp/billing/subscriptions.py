@@ -137,6 +137,8 @@ def store_subscription(facts: SubscriptionFacts, user_id: int) -> Subscription |
         "pending_cycle": pending.cycle if pending else None,
         "pending_change_at": pending.at if pending else None,
         "duplicate_of": facts.duplicate_of,
+        "trial_start": facts.trial_start,
+        "trial_end": facts.trial_end,
         "synced_at": facts.fetched_at,
     }
     row = _upsert_subscription(facts.id, state)

@@ -21,6 +21,7 @@ from webapp.billing.stripe_facts import (
     fetch_subscription_facts,
 )
 from webapp.billing.subscriptions import store_subscription, user_for_customer
+from webapp.billing.trials import grant_trial_credits
 from webapp.database import lock_row
 from webapp.models import Subscription, User
 
@@ -48,6 +49,7 @@ def apply_subscription_state(facts: SubscriptionFacts) -> Subscription | None:
         log.warning("subscription %s belongs to no user of ours; ignored", facts.id)
         return None
     row = store_subscription(facts, user_id)
+    grant_trial_credits(facts, user_id)
     settle_subscription(facts.id, user_id)
     return row
 
@@ -69,6 +71,7 @@ def apply_invoice_state(state: InvoiceState, cause: Cause | None = None) -> None
         return  # not one of our members
     if state.subscription is not None:
         store_subscription(state.subscription, user_id)
+        grant_trial_credits(state.subscription, user_id)
     if facts.subscription_id is None:
         return  # not a subscription invoice: nothing it bought is ours to grant
     store_invoice(facts, user_id)

@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from webapp import billing
+from webapp.billing.trials import trial_days_for
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog, get_checkout_options
 from webapp.checkout.forms import CheckoutForm
 from webapp.stripe_gateway import PaymentProviderError
@@ -61,12 +62,14 @@ def confirm_checkout(plan_id: str, cycle: str) -> Response | str:
     if billing.live_subscription(current_user.id) is not None:
         flash("You already have a plan. Use Manage billing to switch or cancel.", "info")
         return redirect(url_for("account.index"), code=303)
+    plan = get_catalog().plan(plan_id)
     return render_template(
         "checkout/confirm.html",
         form=CheckoutForm(plan=plan_id, cycle=cycle),
         plan_id=plan_id,
         cycle=cycle,
-        price_cents=get_catalog().price(plan_id, cycle).amount_cents,
+        price_cents=plan.price(cycle).amount_cents,
+        trial_days=trial_days_for(current_user.id, plan),
     )
 
 

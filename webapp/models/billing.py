@@ -43,12 +43,28 @@ class Subscription(db.Model):
     # Set when this subscription was cancelled and refunded because the user already had a live
     # one (two checkouts paid at once): the Stripe id of the one kept.
     duplicate_of: Mapped[str | None] = mapped_column(String(255))
+    # Its free trial, if it began with one (Stripe's trial_start/trial_end): the account page
+    # says "Trial ends DATE", and whoever had a trial is offered no second (billing/trials.py).
+    trial_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When the subscription went past_due; starts the grace period.
     past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When the Stripe read this row holds began: an older read never overwrites it.
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    @property
+    def trial_ended_unpaid(self) -> bool:
+        """A free trial that ended before any payment: cancelled by its end (no card, or by
+        the member), or paused at its end."""
+        if self.trial_end is None:
+            return False
+        if self.status == "paused":
+            return True
+        return self.status == "canceled" and (
+            self.ended_at is not None and self.ended_at <= self.trial_end
+        )
 
     @property
     def ends_at(self) -> datetime | None:

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from webapp import billing, member_cache
 from webapp.auth.forms import EmptyForm
+from webapp.billing.trials import had_trial, offered_trial_days
 from webapp.catalog import CYCLES, Catalog, Plan, get_catalog
 from webapp.page_cache import (
     copy_version,
@@ -29,6 +30,8 @@ class PlanOffer:
     plan: Plan
     copy: dict[str, Any]
     cycle: str
+    # The free trial this visitor would get on this plan, in days (0: none; see billing/trials.py).
+    trial_days: int = 0
 
     @property
     def id(self) -> str:
@@ -53,8 +56,18 @@ def selected_cycle(value: str | None) -> str:
     return value if value in CYCLES else "monthly"
 
 
-def build_offers(catalog: Catalog, copy: PublishedCopy, cycle: str) -> list[PlanOffer]:
-    offers = [PlanOffer(plan, copy.plan(plan.id), cycle) for plan in catalog.plans.values()]
+def build_offers(
+    catalog: Catalog, copy: PublishedCopy, cycle: str, *, trial_eligible: bool = False
+) -> list[PlanOffer]:
+    offers = [
+        PlanOffer(
+            plan,
+            copy.plan(plan.id),
+            cycle,
+            offered_trial_days(plan, eligible=trial_eligible),
+        )
+        for plan in catalog.plans.values()
+    ]
     return sorted(offers, key=lambda offer: offer.copy.get("display_order", 0))
 
 
@@ -64,7 +77,7 @@ def render_pricing(copy: PublishedCopy, **extra: Any) -> str:
     catalog = get_catalog()
     return render_template(
         "pricing/index.html",
-        offers=build_offers(catalog, copy, cycle),
+        offers=build_offers(catalog, copy, cycle, trial_eligible=trial_eligible()),
         page=copy.page,
         faq=catalog.policy.faq(copy.page.get("faq", [])),
         cycle=cycle,
@@ -101,6 +114,7 @@ def _member_page(key: tuple[str | None, ...]) -> str:
         *key,
         "member",
         *plan_state(current_user.id),
+        str(trial_eligible()),  # "14-day free trial" only for whoever never had one
         str(current_user.is_editor),
         str(current_user.email_verified_at is None),  # the "please verify" banner
     )
@@ -120,6 +134,15 @@ def plan_state(user_id: int) -> tuple[str | None, str | None]:
 def _live_plan_state(user_id: int) -> tuple[str | None, str | None]:
     subscription = billing.live_subscription(user_id)
     return (subscription.plan_id, subscription.cycle) if subscription else (None, None)
+
+
+def trial_eligible() -> bool:
+    """Would this visitor get a free trial? Visitors not logged in: yes (the sign-up checkout
+    decides again); members: unless they had one (member cache)."""
+    if not current_user.is_authenticated:
+        return True
+    user_id = current_user.id
+    return member_cache.cached(user_id, "trial eligible", lambda: not had_trial(user_id))
 
 
 def visitor_context() -> dict[str, Any]:

@@ -251,16 +251,19 @@ class StripeGateway:
         """A subscription-mode session; `option_params` are the checkout options in force
         (`CheckoutOptions.session_params`: `allow_promotion_codes`…)."""
         metadata = {"user_id": str(user_id), "plan": plan_id, "cycle": cycle}
+        options = dict(option_params or {})
+        # Options may add to `subscription_data` (a trial); our metadata stays.
+        subscription_data = {**options.pop("subscription_data", {}), "metadata": metadata}
         params: dict[str, Any] = {
             "mode": "subscription",
             "customer": customer_id,
             "client_reference_id": str(user_id),
             "line_items": [{"price": price_id, "quantity": 1}],
             "metadata": metadata,
-            "subscription_data": {"metadata": metadata},
+            "subscription_data": subscription_data,
             "success_url": success_url,
             "cancel_url": cancel_url,
-            **(option_params or {}),
+            **options,
         }
         with self._calling("create_checkout_session"):
             return self.client.v1.checkout.sessions.create(

@@ -6,6 +6,7 @@ from typing import Any
 
 from webapp.sandbox import objects, operations
 from webapp.sandbox.api.routing import LIST, Call, includable, merge_metadata, paginate, route
+from webapp.sandbox.operations import trials
 from webapp.sandbox.store import Store, new_id
 from webapp.sandbox.wire import MAP, SCALAR, as_bool, as_int, invalid
 
@@ -20,7 +21,10 @@ SESSION_CREATE = {
         "metadata": MAP,
         "description": SCALAR,
         "billing_mode": {"type": SCALAR, "flexible": {"proration_discounts": SCALAR}},
+        "trial_period_days": SCALAR,
+        "trial_settings": {"end_behavior": {"missing_payment_method": SCALAR}},
     },
+    "payment_method_collection": SCALAR,
     "allow_promotion_codes": SCALAR,
     "consent_collection": {"terms_of_service": SCALAR},
     "custom_text": {"terms_of_service_acceptance": {"message": SCALAR}},
@@ -89,6 +93,14 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
     consent_collection, custom_text = _consent_params(params)
     tax = tax_settings(store, params)
     tax_id_collection = tax.pop("tax_id_collection")
+    trial_days, missing_payment_method = _trial(subscription_data)
+    collection = params.get("payment_method_collection", "always")
+    if collection not in ("always", "if_required"):
+        raise invalid(
+            "Invalid payment_method_collection: must be one of always, if_required",
+            param="payment_method_collection",
+        )
+    subtotal = price["unit_amount"] * quantity
     session_id = new_id("cs_test_", 58)
     session = objects.checkout_session(
         now,
@@ -99,8 +111,10 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
             if "allow_promotion_codes" in params
             else None
         ),
-        amount_subtotal=price["unit_amount"] * quantity,
-        amount_total=price["unit_amount"] * quantity,
+        # What is due today: nothing during a trial (the price comes at its end).
+        amount_subtotal=0 if trial_days else subtotal,
+        amount_total=0 if trial_days else subtotal,
+        payment_method_collection=collection,
         cancel_url=params.get("cancel_url"),
         consent_collection=consent_collection,
         custom_text=custom_text,
@@ -117,6 +131,8 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
         _billing_mode=billing_mode,
         _proration_discounts=proration_discounts,
         **tax,
+        _trial_period_days=trial_days,
+        _trial_missing_payment_method=missing_payment_method,
     )
     if tax_id_collection:
         # Shown only when asked for: Stripe's example session has no such field (SDK
@@ -233,6 +249,27 @@ def tax_settings(store: Store, params: dict[str, Any]) -> dict[str, Any]:
         ),
         "_customer_update": dict(update),
     }
+
+
+def _trial(subscription_data: dict[str, Any]) -> tuple[int | None, str]:
+    """`subscription_data.trial_period_days` ("Has to be at least 1", SDK params; at most 730,
+    docs.stripe.com/billing/subscriptions/trials) and what a trial ending with no card does
+    (Stripe's default: `create_invoice`)."""
+    days = None
+    if "trial_period_days" in subscription_data:
+        param = "subscription_data[trial_period_days]"
+        days = as_int(subscription_data["trial_period_days"], param)
+        if not 1 <= days <= 730:
+            raise invalid(f"{param} must be between 1 and 730.", param=param)
+    end_behavior = (subscription_data.get("trial_settings") or {}).get("end_behavior") or {}
+    missing = end_behavior.get("missing_payment_method", "create_invoice")
+    if missing not in trials.MISSING_PAYMENT_METHOD:
+        raise invalid(
+            "Invalid subscription_data[trial_settings][end_behavior][missing_payment_method]: "
+            "must be one of cancel, create_invoice, pause",
+            param="subscription_data[trial_settings][end_behavior][missing_payment_method]",
+        )
+    return days, missing
 
 
 @route(

@@ -9,6 +9,7 @@ payments, changing or cancelling a subscription, and what the test clock sets of
 - `credit_notes`: credit notes before and after payment, and voiding them.
 - `changes`: price/quantity changes, prorations, payment behaviours, cancellations.
 - `schedules`: subscription schedules and their phases.
+- `trials`: free trials: trialing subscriptions, the reminder, the end with or without a card.
 - `clock`: renewal reminders, renewals and everything else that happens as time passes.
 - `hosted`: paying on the hosted invoice page; 3-D Secure challenges.
 - `tax`: Stripe Tax, simplified (a rate table by country), and customers' tax ids.
@@ -33,6 +34,7 @@ from webapp.sandbox.operations.changes import (
 from webapp.sandbox.operations.checkout import (
     TermsNotAccepted,
     apply_promotion_code,
+    card_optional,
     check_terms,
     expire_checkout_session,
     expire_overdue_sessions,
@@ -58,6 +60,7 @@ __all__ = [
     "apply_promotion_code",
     "attach_card",
     "cancel_now",
+    "card_optional",
     "check_card",
     "check_terms",
     "expire_checkout_session",

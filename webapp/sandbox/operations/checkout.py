@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from webapp.sandbox import objects
+from webapp.sandbox.operations import trials
 from webapp.sandbox.operations.cards import (
     AUTHENTICATION_REQUIRED,
     CardError,
@@ -64,17 +65,27 @@ def check_terms(session: dict[str, Any], terms_accepted: bool) -> None:
         raise TermsNotAccepted(TermsNotAccepted.message)
 
 
+def card_optional(session: dict[str, Any]) -> bool:
+    """Checkout may complete without a card: `payment_method_collection=if_required` and
+    nothing due today (a free trial), as docs.stripe.com/payments/checkout/free-trials says."""
+    return session.get("payment_method_collection") == "if_required" and bool(
+        session.get("_trial_period_days")
+    )
+
+
 def pay_checkout_session(
     store: Store,
     session_id: str,
     *,
-    card_number: str,
-    exp_month: int,
-    exp_year: int,
+    card_number: str | None,
+    exp_month: int = 0,
+    exp_year: int = 0,
     authenticated: bool = False,
     terms_accepted: bool = False,
 ) -> dict[str, Any]:
-    """Pay an open subscription-mode session: customer, subscription, paid invoice, events.
+    """Pay (or, with a trial, start) an open subscription-mode session: customer, subscription,
+    paid invoice ($0 for a trial), events. `card_number` None: no card, which only a card-less
+    trial allows (`card_optional`).
 
     A card that needs 3-D Secure pays only after the customer completed the challenge
     (`authenticated`); the hosted page asks for it before calling this. A session that
@@ -85,16 +96,24 @@ def pay_checkout_session(
     if session_collects_address(session) and session_address(store, session) is None:
         raise StripeAPIError(400, "Enter your billing address.", param="address")
     today = datetime.fromtimestamp(store.now(), UTC)
-    check_card(card_number, exp_month, exp_year, today.year, today.month)
-    if needs_authentication(card_number) and not authenticated:
-        raise CardError(AUTHENTICATION_REQUIRED[2], *AUTHENTICATION_REQUIRED[:2])
+    if card_number is None:
+        if not card_optional(session):
+            raise CardError("Enter your card details.", "incomplete_number", None)
+    else:
+        check_card(card_number, exp_month, exp_year, today.year, today.month)
+        if needs_authentication(card_number) and not authenticated:
+            raise CardError(AUTHENTICATION_REQUIRED[2], *AUTHENTICATION_REQUIRED[:2])
 
     new_customer = not session.get("customer")
     customer = _session_customer(store, session)
     # The address and tax id typed here, saved on the customer first: its invoices are taxed
     # where it is (operations.tax).
     save_on_customer(store, session, customer, new=new_customer)
-    pm = attach_card(store, customer, card_number, exp_month, exp_year)
+    pm = (
+        attach_card(store, customer, card_number, exp_month, exp_year)
+        if card_number is not None
+        else None
+    )
     price = session_price(store, session)
     now = store.now()
     sub = objects.subscription(
@@ -103,7 +122,7 @@ def pay_checkout_session(
         price_obj=price,
         quantity=session["_line_items"][0]["quantity"],
         metadata=dict(session.get("_subscription_metadata") or {}),
-        payment_method_id=pm["id"],
+        payment_method_id=pm["id"] if pm else None,
         # Flexible unless the session asked for classic: the default for Checkout-created
         # subscriptions since 2025-09-30.clover (docs.stripe.com/changelog/clover/2025-09-30/
         # billing-mode-default-flexible).
@@ -124,10 +143,18 @@ def pay_checkout_session(
             checkout_session_id=session["id"],
         )
         sub["discounts"] = [discount["id"]]
+    trial_days = session.get("_trial_period_days")
+    if trial_days:
+        trials.start_trial(sub, now, trial_days, session["_trial_missing_payment_method"])
     store.save(sub)
     store.emit("customer.subscription.created", sub)
     item = sub["items"]["data"][0]
-    line = period_line(store, item, price, now, item["current_period_end"])
+    if trial_days:
+        line = trials.trial_line(store, sub, price)
+        if sub["trial_end"] - now < trials.TRIAL_WILL_END_SECONDS:
+            trials.send_trial_will_end(store, sub)
+    else:
+        line = period_line(store, item, price, now, item["current_period_end"])
     invoice = create_invoice(store, customer, sub, "subscription_create", [line], now, now)
     # The customer is on the page: an on-session payment.
     pay_invoice(store, invoice, pm, off_session=False, authenticated=authenticated)
@@ -139,7 +166,8 @@ def pay_checkout_session(
 
     session.update(
         status="complete",
-        payment_status="paid",
+        # "no_payment_required: The payment is delayed to a future date" (a trial).
+        payment_status="no_payment_required" if trial_days else "paid",
         customer=customer["id"],
         subscription=sub["id"],
         invoice=invoice["id"],
@@ -196,7 +224,8 @@ def apply_promotion_code(store: Store, session_id: str, code: str) -> dict[str, 
     off = discount_amount(coupon, subtotal)
     session.update(
         discounts=[{"coupon": coupon["id"], "promotion_code": promo["id"]}],
-        amount_total=subtotal - off,
+        # The total follows (update_session_totals); during a trial nothing is due today and
+        # the discount applies to the invoices after it.
         total_details={**session["total_details"], "amount_discount": off},
     )
     update_session_totals(store, session, subtotal)
@@ -210,7 +239,6 @@ def remove_promotion_code(store: Store, session_id: str) -> dict[str, Any]:
     session.update(
         _promotion_code=None,
         discounts=[],
-        amount_total=subtotal,
         total_details={**session["total_details"], "amount_discount": 0},
     )
     update_session_totals(store, session, subtotal)

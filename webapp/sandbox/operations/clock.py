@@ -1,6 +1,6 @@
 """The test clock: what Stripe does while time passes (renewal reminders, renewals, failed
-renewals, scheduled cancellations, schedule phases, expiring pending updates and checkout
-sessions)."""
+renewals, trial reminders and trial ends, scheduled cancellations, schedule phases, expiring
+pending updates and checkout sessions)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import copy
 from typing import Any
 
 from webapp.sandbox import objects
+from webapp.sandbox.operations import trials
 from webapp.sandbox.operations.changes import (
     ACTIVE,
     Change,
@@ -48,9 +49,11 @@ def advance_subscription(store: Store, sub: dict[str, Any], now: int) -> dict[st
             due.append((sub["cancel_at"], 1, "cancel"))
         if sub.get("schedule") and (when := schedules.next_transition(store, sub)) is not None:
             due.append((when, 2, "schedule"))
-        due.append((sub["items"]["data"][0]["current_period_end"], 3, "renew"))
+        if (reminder := trials.trial_will_end_due(sub)) is not None:
+            due.append((reminder, 3, "trial_will_end"))
+        due.append((sub["items"]["data"][0]["current_period_end"], 4, "renew"))
         if (upcoming := upcoming_due(store, sub)) is not None:
-            due.append((upcoming, 4, "upcoming"))
+            due.append((upcoming, 5, "upcoming"))
         when, _, what = min(due)
         if when > now:
             break
@@ -65,9 +68,22 @@ def advance_subscription(store: Store, sub: dict[str, Any], now: int) -> dict[st
                 sub = schedules.transition(store, sub, when)
             elif what == "upcoming":
                 sub = send_upcoming(store, sub)
+            elif what == "trial_will_end":
+                sub = trials.send_trial_will_end(store, sub)
             else:
-                sub = renew(store, sub)
+                sub = end_trial_or_renew(store, sub, when)
     return sub
+
+
+def end_trial_or_renew(store: Store, sub: dict[str, Any], when: int) -> dict[str, Any]:
+    """The period ends. A trial that ends with no card does what its `trial_settings` say
+    (cancel or pause) and bills nothing; anything else renews (a trial's first period)."""
+    behaviour = trials.ends_trial_without_card(store, sub)
+    if behaviour == "cancel":
+        return cancel_now(store, sub, at=when)
+    if behaviour == "pause":
+        return trials.pause_at_trial_end(store, sub)
+    return renew(store, sub)
 
 
 def renew(store: Store, sub: dict[str, Any]) -> dict[str, Any]:
@@ -96,6 +112,8 @@ def renew(store: Store, sub: dict[str, Any]) -> dict[str, Any]:
     pm = default_payment_method(store, customer, sub)
     if not pay_invoice(store, invoice, pm, off_session=True):
         sub["status"] = "past_due"
+    elif sub["status"] == "trialing":
+        sub["status"] = "active"  # the trial is over and its first period paid
     store.save(sub)
     store.emit("customer.subscription.updated", sub, diff(before, sub))
     return sub

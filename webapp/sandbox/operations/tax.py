@@ -299,8 +299,11 @@ def session_tax_ids(store: Store, session: dict[str, Any]) -> list[dict[str, Any
 
 def update_session_totals(store: Store, session: dict[str, Any], subtotal: int) -> None:
     """`amount_total`, `total_details.amount_tax` and `automatic_tax.status` from the subtotal,
-    the discount already in `total_details` and the address known now."""
-    discount = session["total_details"].get("amount_discount") or 0
+    the discount already in `total_details` and the address known now. During a free trial
+    nothing is due today: no tax either (the trial's invoices are taxed when they come)."""
+    trial = bool(session.get("_trial_period_days"))
+    discount = 0 if trial else session["total_details"].get("amount_discount") or 0
+    subtotal = 0 if trial else subtotal
     tax = 0
     automatic = session.get("automatic_tax") or {}
     if automatic.get("enabled"):

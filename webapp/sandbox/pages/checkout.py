@@ -19,6 +19,8 @@ from webapp.sandbox.pages.common import (
     CardForm,
     EmptyForm,
     PromotionCodeForm,
+    TrialForm,
+    date,
     describe_price,
     sandbox,
 )
@@ -63,6 +65,30 @@ def checkout(session_id: str) -> Response | str | tuple[str, int]:
     return _page(session_id, form=form, error=error, status=402 if error else 200)
 
 
+@bp.post("/checkout/<session_id>/trial")
+def start_trial(session_id: str) -> Response | tuple[str, int]:
+    """A card-less trial: "Start trial" without a card, which the session must allow."""
+    trial_form = TrialForm()
+    if not trial_form.validate_on_submit():
+        abort(400)
+    try:
+        with sandbox().store() as store:
+            session = operations.pay_checkout_session(
+                store,
+                session_id,
+                card_number=None,
+                terms_accepted=bool(trial_form.accept_terms.data),
+            )
+        return redirect(session["success_url"], code=303)
+    except operations.TermsNotAccepted as exc:
+        trial_form.accept_terms.errors = [str(exc)]
+        return _page(session_id, trial_form=trial_form, status=400)
+    except StripeAPIError as exc:
+        if exc.status == 404:
+            abort(404)
+        return _page(session_id, error=exc.message, status=400)
+
+
 @bp.route("/checkout/<session_id>/promotion-code", methods=["POST"])
 def apply_promotion_code(session_id: str) -> Response | tuple[str, int]:
     """ "Add promotion code": the discounted total, or why the code cannot be used."""
@@ -100,6 +126,7 @@ def _page(
     form: CardForm | None = None,
     promo_form: PromotionCodeForm | None = None,
     billing_form: Any = None,
+    trial_form: TrialForm | None = None,
     error: str | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
@@ -120,6 +147,7 @@ def _page(
         if billing_form is None:
             billing_form = BillingDetailsForm(formdata=None)
             billing_form.prefill(session, store.find(session.get("customer") or ""))
+        trial = _trial(store, session)
     return render_template(
         "sandbox/checkout.html",
         session=session,
@@ -132,6 +160,9 @@ def _page(
         terms_label=_terms_label(store, session),
         tax=tax,
         billing_form=billing_form,
+        trial=trial,
+        card_optional=operations.card_optional(session),
+        trial_form=trial_form or TrialForm(formdata=None),
         error=error,
     ), status
 
@@ -149,6 +180,24 @@ def _terms_label(store: Store, session: dict[str, Any]) -> Markup | None:
     # A label holds phrasing content only: the words without their paragraph.
     html = str(render_markdown(text)).strip().removeprefix("<p>").removesuffix("</p>")
     return Markup(html)  # noqa: S704 -- sanitised by render_markdown
+
+
+def _trial(store: Store, session: dict[str, Any]) -> dict[str, Any] | None:
+    """What the page says of the session's free trial: its length, today's $0 and the first
+    charge after it (the discounted price when a promotion code applies)."""
+    days = session.get("_trial_period_days")
+    if not days:
+        return None
+    price = operations.session_price(store, session)
+    then = price["unit_amount"] * session["_line_items"][0]["quantity"]
+    then -= session["total_details"]["amount_discount"]
+    interval = price["recurring"]["interval"]
+    return {
+        "days": days,
+        "due_today": format_money(0, session["currency"]),
+        "then": f"{format_money(then, session['currency'])} / {interval}",
+        "starts": date(store.now() + days * 86400),
+    }
 
 
 def _discount(store: Store, session: dict[str, Any]) -> dict[str, Any] | None:

@@ -53,6 +53,16 @@ class CardForm(FlaskForm):
         )
 
 
+class TrialForm(FlaskForm):
+    """ "Start trial" without a card; the terms box shows only when the session asks for it.
+    Prefixed, so its checkbox's id differs from the card form's on the same page."""
+
+    accept_terms = BooleanField("I agree to the Terms of Service")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, prefix="trial", **kwargs)
+
+
 class PromotionCodeForm(FlaskForm):
     code = StringField(
         "Promotion code",
