@@ -21,6 +21,8 @@ def test_postgres_urls_get_the_psycopg_driver():
 
 def test_safe_production_config_validates():
     Config(SAFE_PRODUCTION).validate()
+    # The usage endpoints' credential is optional: unset, they refuse every request.
+    Config({**SAFE_PRODUCTION, "CREDITS_SERVICE_TOKEN": "t" * 40 + "," + "u" * 40}).validate()
 
 
 @pytest.mark.parametrize(
@@ -32,6 +34,9 @@ def test_safe_production_config_validates():
         ({"STRIPE_WEBHOOK_SECRET": ""}, "STRIPE_WEBHOOK_SECRET"),
         ({"REDIS_URL": ""}, "REDIS_URL must be set: without shared storage"),
         ({"RATELIMIT_ENABLED": "false"}, "RATELIMIT_ENABLED must stay on"),
+        ({"CREDITS_SERVICE_TOKEN": "short"}, "CREDITS_SERVICE_TOKEN"),
+        ({"CREDITS_SERVICE_TOKEN": "j" * 40}, "CREDITS_SERVICE_TOKEN"),  # JWT_SECRET's value
+        ({"CREDITS_SERVICE_TOKEN": "t" * 40 + ",short"}, "CREDITS_SERVICE_TOKEN"),
     ],
 )
 def test_production_refuses_unsafe_settings(change, complaint):

@@ -54,6 +54,8 @@ def journey(app: Flask, client: FlaskClient) -> None:
     headers = bearer(issue_token(client))
     client.get("/api/v1/subscriptions/current", headers=headers)
     client.get("/api/v1/credits/balance", headers=headers)
+    client.get("/api/v1/credits/history?type=usage", headers=headers)
+    client.get("/account/credits?type=purchase")
     key_headers = bearer(issue_api_key(app, user_id))
     client.get("/api/v1/subscriptions/current/api", headers=key_headers)
     editor = app.test_client()

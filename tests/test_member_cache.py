@@ -53,6 +53,7 @@ def grant(app: Flask, user_id: int, amount: int, key: str) -> None:
             CreditEntry(
                 user_id=user_id,
                 amount=amount,
+                type="purchase",
                 kind="adjustment",
                 grant_key=key,
                 description="Goodwill",

@@ -185,6 +185,9 @@ class Config:
         self.JWT_SECRET = env.get("JWT_SECRET") or DEV_JWT_SECRET
         self.JWT_LIFETIME_SECONDS = int(env.get("JWT_LIFETIME_SECONDS", "3600"))
         self.ALLOWED_REDIRECT_HOSTS = _list(env.get("ALLOWED_REDIRECT_HOSTS"))
+        # The credential of our generation service for POST /credits/usage (two, comma-separated,
+        # while rotating). Unset: the usage endpoints refuse every request.
+        self.CREDITS_SERVICE_TOKEN = env.get("CREDITS_SERVICE_TOKEN", "")
 
         # Rate limits and caches: in process by default, Redis when REDIS_URL is set (required
         # in production, where every worker must count against the same limits).
@@ -346,6 +349,12 @@ class Config:
         if not self.ALLOWED_REDIRECT_HOSTS:
             problems.append(
                 "ALLOWED_REDIRECT_HOSTS must list the hosts API callers may send payers back to"
+            )
+        service_tokens = [t for t in self.CREDITS_SERVICE_TOKEN.split(",") if t]
+        if any(len(t) < 32 or t in (self.SECRET_KEY, self.JWT_SECRET) for t in service_tokens):
+            problems.append(
+                "CREDITS_SERVICE_TOKEN must be random values of at least 32 characters, "
+                "different from SECRET_KEY and JWT_SECRET (or unset: no usage endpoint)"
             )
         if not self.mail_is_smtp:
             problems.append("MAIL_URL (or MAIL_HOST) must name the SMTP server that sends mail")

@@ -32,7 +32,7 @@ def test_the_download_holds_everything_and_no_secret(app, member):
     assert reply.headers["Cache-Control"] == "no-store"
     data = json.loads(reply.get_data(as_text=True))
 
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert data["profile"] == {
         "email": "ada@example.com",
         "createdAt": data["profile"]["createdAt"],

@@ -143,7 +143,7 @@ def test_pay_then_current_portal_and_credits(app, client, caller):
 
     credits = client.get(caller.path("/credits/balance"), headers=caller.headers)
     body = assert_conforms(credits, "GET", "/credits/balance" + caller.suffix)
-    assert body["balance"] == 3000 and body["totalGranted"] == 3000 and body["totalUsed"] == 0
+    assert body["balance"] == 3000 and body["totalPurchased"] == 3000 and body["totalUsed"] == 0
     assert [entry["amount"] for entry in body["recentTransactions"]] == [3000]
 
     portal = client.post(caller.path("/subscriptions/portal"), headers=caller.headers)
@@ -250,15 +250,17 @@ def test_portal_return_url_is_allowlisted(client, caller):
 
 def test_credits_balance_from_the_ledger(app, client, caller, user_id):
     with app.app_context():
-        for amount, kind in [(3000, "grant"), (-120, "usage"), (-30, "usage")]:
+        for amount, kind in [(3000, "purchase"), (-120, "usage"), (-30, "usage")]:
             db.session.add(
-                CreditEntry(user_id=user_id, amount=amount, kind=kind, description=f"{kind} test")
+                CreditEntry(
+                    user_id=user_id, amount=amount, type=kind, kind=kind, description=f"{kind} test"
+                )
             )
         db.session.commit()
     response = client.get(caller.path("/credits/balance"), headers=caller.headers)
     body = assert_conforms(response, "GET", "/credits/balance" + caller.suffix)
     assert body["balance"] == 2850
-    assert body["totalGranted"] == 3000
+    assert body["totalPurchased"] == 3000
     assert body["totalUsed"] == 150
     assert len(body["recentTransactions"]) == 3
     assert {entry["amount"] for entry in body["recentTransactions"]} == {3000, -120, -30}
@@ -269,7 +271,7 @@ def test_credits_of_a_new_user(client, caller):
     body = client.get(caller.path("/credits/balance"), headers=caller.headers).get_json()
     assert body == {
         "balance": 0,
-        "totalGranted": 0,
+        "totalPurchased": 0,
         "totalUsed": 0,
         "totalTakenBack": 0,
         "recentTransactions": [],

@@ -103,16 +103,26 @@ def test_an_entry_is_written_once_per_key(app, user_id):
         assert not add_entry(**entry)
         db.session.commit()
         summary = billing.credit_summary(user_id)
-        assert (summary.balance, summary.total_granted, summary.total_used) == (3000, 3000, 0)
+        assert (summary.balance, summary.total_purchased, summary.total_used) == (3000, 3000, 0)
 
 
 def test_balance_is_derived_from_grants_and_usage(app, user_id):
     with app.app_context():
-        for amount, kind in [(1000, "grant"), (-250, "usage"), (-50, "usage"), (100, "adjustment")]:
-            db.session.add(CreditEntry(user_id=user_id, amount=amount, kind=kind, description=kind))
+        entries = [
+            (1000, "purchase", "grant"),
+            (-250, "usage", "usage"),
+            (-50, "usage", "usage"),
+            (100, "purchase", "adjustment"),
+        ]
+        for amount, entry_type, kind in entries:
+            db.session.add(
+                CreditEntry(
+                    user_id=user_id, amount=amount, type=entry_type, kind=kind, description=kind
+                )
+            )
         db.session.commit()
         summary = billing.credit_summary(user_id)
-        assert (summary.balance, summary.total_granted, summary.total_used) == (800, 1100, 300)
+        assert (summary.balance, summary.total_purchased, summary.total_used) == (800, 1100, 300)
         assert len(summary.recent) == 4
 
 

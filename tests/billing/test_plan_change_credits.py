@@ -163,7 +163,9 @@ def test_a_lost_dispute_keeps_them_taken_back_and_the_balance_can_go_below_zero(
     app, member, user_id
 ):
     member.subscribe("professional", "monthly", card="disputed")
-    db.session.add(CreditEntry(user_id=user_id, amount=-1200, kind="usage", description="used"))
+    db.session.add(
+        CreditEntry(user_id=user_id, amount=-1200, type="usage", kind="usage", description="used")
+    )
     db.session.commit()
     client = get_gateway().client.v1
     [dispute] = client.disputes.list(params={"limit": 10}).data

@@ -147,4 +147,4 @@ def test_trials_off_means_no_trial(app, member):
     assert "free trial" not in member.client.get("/pricing").get_data(as_text=True)
     member.subscribe("starter", "monthly")
     assert row(member).status == "active" and member.balance() == 1000
-    assert billing.credit_summary(member.user_id).total_granted == 1000
+    assert billing.credit_summary(member.user_id).total_purchased == 1000

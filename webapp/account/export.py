@@ -26,7 +26,8 @@ from webapp.models import (
 from webapp.models.base import utcnow
 
 # Bumped when a field changes meaning or goes away; new fields may appear without a bump.
-EXPORT_VERSION = 1
+# 2: credits carry totalPurchased (was totalGranted) and entries their txn_ id and type.
+EXPORT_VERSION = 2
 
 
 def export_user_data(user: User) -> dict[str, Any]:
@@ -105,7 +106,7 @@ def _credits(user_id: int) -> dict[str, Any]:
     )
     return {
         "balance": summary.balance,
-        "totalGranted": summary.total_granted,
+        "totalPurchased": summary.total_purchased,
         "totalUsed": summary.total_used,
         "totalTakenBack": summary.total_taken_back,
         "entries": [credit_entry(entry) for entry in entries],

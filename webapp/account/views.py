@@ -17,7 +17,7 @@ from webapp.account.export import export_user_data
 from webapp.account.forms import DeleteAccountForm, SwitchForm
 from webapp.auth.forms import EmptyForm
 from webapp.auth.limits import spend_login_attempt
-from webapp.billing import switches
+from webapp.billing import switches, usage
 from webapp.billing.company import company_details
 from webapp.billing.history import PER_PAGE, history_status, invoice_history
 from webapp.catalog import get_catalog
@@ -89,6 +89,38 @@ def invoices() -> str:
         page=int(page),
         pages=max(1, -(-history.total // PER_PAGE)),
         invoice_status=history_status,
+    )
+
+
+CREDIT_FILTERS = {"purchase": "Purchases", "usage": "Usage", "refund": "Refunds"}
+CREDIT_TYPE_LABELS = {"purchase": "Purchase", "usage": "Usage", "refund": "Refund"}
+
+
+@bp.get("/account/credits")
+@login_required
+def credits() -> str:
+    """The whole credits ledger, newest first, HISTORY_PER_PAGE entries a page (`?page=2` is
+    older), of one type (`?type=usage`) or all: what GET /api/v1/credits/history answers."""
+    page, entry_type = request.args.get("page", "1"), request.args.get("type") or None
+    if not page.isdigit() or not 1 <= int(page) <= 100_000:
+        abort(404)
+    if entry_type is not None and entry_type not in CREDIT_FILTERS:
+        abort(404)
+    per_page = usage.HISTORY_PER_PAGE
+    history = usage.credit_history(
+        current_user.id, limit=per_page, offset=(int(page) - 1) * per_page, entry_type=entry_type
+    )
+    if not history.entries and int(page) > 1:
+        abort(404)  # past the last page
+    return render_template(
+        "account/credits.html",
+        history=history,
+        page=int(page),
+        pages=max(1, -(-history.total // per_page)),
+        entry_type=entry_type,
+        filters=CREDIT_FILTERS,
+        type_labels=CREDIT_TYPE_LABELS,
+        summary=billing.credit_summary(current_user.id, recent=0),
     )
 
 

@@ -7,14 +7,15 @@ where the company's own front ends authenticate with short-lived tokens, and vic
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
-from webapp.api.errors import unauthorized
+from webapp.api.errors import ApiError, unauthorized
 from webapp.api.keys import looks_like_api_key, user_for_key
 from webapp.api.tokens import subject_of_token
 from webapp.extensions import db
@@ -96,3 +97,35 @@ require_api_key = _requiring(_user_from_api_key)
 def api_user() -> User:
     """The authenticated caller of the current API request."""
     return g.api_user
+
+
+# --- our own services --------------------------------------------------------------------------
+
+
+def service_tokens() -> list[str]:
+    """The configured service credentials (two while rotating); none: the endpoints refuse."""
+    return [t for t in current_app.config.get("CREDITS_SERVICE_TOKEN", "").split(",") if t]
+
+
+def require_service_token(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Only our generation service: `Authorization: Bearer <CREDITS_SERVICE_TOKEN>`.
+
+    Not a user's token or API key (those name a user; the service acts for any). Compared in
+    constant time; with no token configured every request is refused (fails closed).
+    """
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        tokens = service_tokens()
+        if not tokens:
+            raise ApiError(
+                503, "usage_not_configured", "Recording usage is not configured on this site."
+            )
+        credential = (bearer_credential() or "").encode()
+        # Every configured token is compared, whichever matches, so timing says nothing.
+        matches = [hmac.compare_digest(credential, token.encode()) for token in tokens]
+        if not credential or not any(matches):
+            raise unauthorized("This endpoint takes the service credential.")
+        return view(*args, **kwargs)
+
+    return wrapper

@@ -11,6 +11,7 @@ from functools import cache
 from typing import Any
 
 from webapp.catalog import CYCLES, PLAN_IDS
+from webapp.models.billing import CREDIT_TYPES
 
 # Every `error.code` the API can answer with; clients may rely on these staying the same.
 ERROR_CODES = {
@@ -38,6 +39,13 @@ ERROR_CODES = {
     "payment_provider_unavailable": "Stripe could not be reached or refused; try again.",
     "catalog_mismatch": "Stripe's price differs from our catalog; the plan is briefly unavailable.",
     "service_unavailable": "The service is briefly unavailable.",
+    "insufficient_credits": "The balance does not cover the usage (402, with balance and needed).",
+    "idempotency_key_reused": "The idempotencyKey was used before for a different request.",
+    "user_not_found": "No user has this userId.",
+    "account_inactive": "The account is deleted or deactivated: it cannot spend (or, deleted, "
+    "get credits back).",
+    "usage_not_found": "No usage was recorded with this idempotencyKey.",
+    "usage_not_configured": "No service credential is configured: usage cannot be recorded.",
 }
 
 # What the billing history says became of an invoice (webapp/billing/history.py).
@@ -74,29 +82,27 @@ def _redirect_url(description: str) -> dict[str, Any]:
     return {"type": "string", "format": "uri", "maxLength": 2048, "description": description}
 
 
+SCHEMA_ERROR_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["code", "message"],
+    "additionalProperties": False,
+    "properties": {
+        "code": {
+            "type": "string",
+            "enum": list(ERROR_CODES),
+            "description": "Stable code: "
+            + "; ".join(f"`{code}`: {meaning}" for code, meaning in ERROR_CODES.items()),
+        },
+        "message": {"type": "string", "description": "For people; may change."},
+    },
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
         "required": ["error"],
         "additionalProperties": False,
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message"],
-                "additionalProperties": False,
-                "properties": {
-                    "code": {
-                        "type": "string",
-                        "enum": list(ERROR_CODES),
-                        "description": "Stable code: "
-                        + "; ".join(
-                            f"`{code}`: {meaning}" for code, meaning in ERROR_CODES.items()
-                        ),
-                    },
-                    "message": {"type": "string", "description": "For people; may change."},
-                },
-            }
-        },
+        "properties": {"error": SCHEMA_ERROR_BODY},
     },
     "TokenRequest": {
         "type": "object",
@@ -248,31 +254,39 @@ SCHEMAS: dict[str, Any] = {
     },
     "CreditTransaction": {
         "type": "object",
-        "required": ["id", "amount", "kind", "description", "createdAt"],
+        "required": ["id", "type", "amount", "description", "siteId", "createdAt"],
         "additionalProperties": False,
         "properties": {
-            "id": {"type": "integer"},
-            "amount": {
-                "type": "integer",
-                "description": "Positive: a grant. Negative: a use, or credits taken back after "
-                "money went back (a refund, a dispute, a plan change credited).",
+            "id": {"type": "string", "pattern": "^txn_", "description": "Opaque."},
+            "type": {
+                "type": "string",
+                "enum": list(CREDIT_TYPES),
+                "description": "`purchase`: credits bought (plan months, packs). `usage`: spent "
+                "(negative), or a failed generation's reversal (positive). `refund`: taken back "
+                "after money went back (negative), or given back when it returned (positive).",
             },
-            "kind": {"type": "string"},
+            "amount": {"type": "integer"},
             "description": {"type": "string"},
+            "siteId": {
+                "type": ["string", "null"],
+                "description": "The site a usage was for; null otherwise.",
+            },
             "createdAt": {"type": "string", "format": "date-time"},
         },
     },
     "CreditBalance": {
         "type": "object",
-        "required": ["balance", "totalGranted", "totalUsed", "recentTransactions"],
+        "required": ["balance", "totalPurchased", "totalUsed", "recentTransactions"],
         "additionalProperties": False,
         "properties": {
-            "balance": {"type": "integer"},
-            "totalGranted": {"type": "integer", "minimum": 0},
-            "totalUsed": {"type": "integer", "minimum": 0, "description": "Spent on generations."},
+            "balance": {
+                "type": "integer",
+                "description": "totalPurchased - totalUsed - totalTakenBack.",
+            },
+            "totalPurchased": {"type": "integer", "description": "Every credit bought."},
+            "totalUsed": {"type": "integer", "description": "Net usage: spent less reversals."},
             "totalTakenBack": {
                 "type": "integer",
-                "minimum": 0,
                 "description": "Taken back after money went back; the balance may be below zero.",
             },
             "recentTransactions": {
@@ -281,6 +295,67 @@ SCHEMAS: dict[str, Any] = {
                 "description": "The newest ledger entries first.",
                 "items": _ref("CreditTransaction"),
             },
+        },
+    },
+    "CreditHistory": {
+        "type": "object",
+        "required": ["transactions", "total", "hasMore"],
+        "additionalProperties": False,
+        "properties": {
+            "transactions": {
+                "type": "array",
+                "items": _ref("CreditTransaction"),
+                "description": "Newest first.",
+            },
+            "total": {"type": "integer", "minimum": 0},
+            "hasMore": {"type": "boolean"},
+        },
+    },
+    "UsageRequest": {
+        "type": "object",
+        "required": ["userId", "amount", "description", "idempotencyKey"],
+        "additionalProperties": False,
+        "properties": {
+            "userId": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+            "amount": {"type": "integer", "minimum": 1, "maximum": 1_000_000},
+            "description": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 255,
+                "pattern": TEXT_PATTERN,
+            },
+            "siteId": {"type": ["string", "null"], "maxLength": 255, "pattern": TEXT_PATTERN},
+            "idempotencyKey": _ref("IdempotencyKey"),
+        },
+    },
+    "ReverseUsageRequest": {
+        "type": "object",
+        "required": ["idempotencyKey"],
+        "additionalProperties": False,
+        "properties": {"idempotencyKey": _ref("IdempotencyKey")},
+    },
+    "IdempotencyKey": {
+        "type": "string",
+        "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
+        "description": "Names one generation: the same key never debits twice.",
+    },
+    "LedgerAnswer": {
+        "type": "object",
+        "required": ["balance", "transaction"],
+        "additionalProperties": False,
+        "properties": {
+            "balance": {"type": "integer", "description": "Right after this entry."},
+            "transaction": _ref("CreditTransaction"),
+        },
+    },
+    "InsufficientCredits": {
+        "type": "object",
+        "required": ["error", "balance", "needed"],
+        "additionalProperties": False,
+        "properties": {
+            "error": SCHEMA_ERROR_BODY,
+            "balance": {"type": "integer"},
+            "needed": {"type": "integer", "minimum": 1},
         },
     },
     "PlanPrice": {
@@ -412,6 +487,7 @@ RESPONSES: dict[str, Any] = {
 # How each operation authenticates, by flavour.
 JWT_SECURITY = [{"accessToken": []}]
 API_KEY_SECURITY = [{"apiKey": []}]
+SERVICE_SECURITY = [{"serviceToken": []}]
 
 
 def _common_errors(*, body: bool) -> dict[str, Any]:
@@ -497,6 +573,87 @@ def _credits(flavour: str) -> dict[str, Any]:
                 **_common_errors(body=False),
             },
         }
+    }
+
+
+def _credit_history(flavour: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": f"listCreditTransactions{flavour}",
+            "summary": "The user's credit ledger, newest first, a page at a time, by type",
+            "tags": ["credits"],
+            "parameters": [
+                _paging("limit", 20, 1, 100),
+                _paging("offset", 0, 0, 1_000_000),
+                {
+                    "name": "type",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "enum": list(CREDIT_TYPES)},
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("CreditHistory"), "`total` counts the whole (filtered) ledger."),
+                "400": _error(
+                    "`validation_error`: limit, offset or type out of range, given twice, or an "
+                    "unknown query parameter."
+                ),
+                **_common_errors(body=False),
+            },
+        }
+    }
+
+
+def _service_errors() -> dict[str, Any]:
+    return {
+        "400": _response("BadRequest"),
+        "401": _response("Unauthorized"),
+        "413": _response("PayloadTooLarge"),
+        "415": _response("UnsupportedMediaType"),
+        "429": _response("RateLimited"),
+        "503": _error("`usage_not_configured`: no service credential is configured."),
+    }
+
+
+def _service_paths() -> dict[str, Any]:
+    """Our generation service's endpoints: the service credential, not a user's."""
+    answer = "The balance right after the entry, and the entry. A replay (same key, same "
+    answer += "request) answers the first answer again, with `Idempotent-Replayed: true`."
+    replayed = {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true", "false"]}}}
+    return {
+        "/credits/usage": {
+            "post": {
+                "operationId": "recordUsage",
+                "summary": "Debit a user's credits once per idempotency key, never below zero",
+                "tags": ["credits"],
+                "security": SERVICE_SECURITY,
+                "requestBody": _body("UsageRequest", required=True),
+                "responses": {
+                    "200": {**_json(_ref("LedgerAnswer"), answer), "headers": replayed},
+                    "402": _json(
+                        _ref("InsufficientCredits"), "`insufficient_credits`; nothing written."
+                    ),
+                    "404": _error("`user_not_found`."),
+                    "409": _error("`idempotency_key_reused` or `account_inactive`."),
+                    **_service_errors(),
+                },
+            }
+        },
+        "/credits/usage/reverse": {
+            "post": {
+                "operationId": "reverseUsage",
+                "summary": "Give back a failed generation's credits, once",
+                "tags": ["credits"],
+                "security": SERVICE_SECURITY,
+                "requestBody": _body("ReverseUsageRequest", required=True),
+                "responses": {
+                    "200": {**_json(_ref("LedgerAnswer"), answer), "headers": replayed},
+                    "404": _error("`usage_not_found`."),
+                    "409": _error("`account_inactive`: the account was deleted."),
+                    **_service_errors(),
+                },
+            }
+        },
     }
 
 
@@ -594,6 +751,8 @@ def _document() -> dict[str, Any]:
     paths |= _both_flavours("/subscriptions/current", _current)
     paths |= _both_flavours("/subscriptions/portal", _portal)
     paths |= _both_flavours("/credits/balance", _credits)
+    paths |= _both_flavours("/credits/history", _credit_history)
+    paths |= _service_paths()
     paths |= _both_flavours("/billing/invoices", _invoices)
     return {
         "openapi": "3.1.0",
@@ -619,6 +778,12 @@ def _document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "From `POST /auth/token`; valid for `expiresIn` seconds.",
+                },
+                "serviceToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "Our generation service's `CREDITS_SERVICE_TOKEN`; not for "
+                    "partners.",
                 },
                 "apiKey": {
                     "type": "http",

@@ -7,6 +7,7 @@ from typing import Any
 
 from webapp.billing import CreditSummary
 from webapp.billing.history import HistoryPage, history_status
+from webapp.billing.usage import CreditPage, LedgerAnswer
 from webapp.catalog import Catalog, Plan, Price
 from webapp.models import CreditEntry, Invoice, Subscription
 from webapp.plan_copy import PublishedCopy
@@ -91,11 +92,13 @@ def plans(catalog: Catalog, copy: PublishedCopy) -> dict[str, Any]:
 
 
 def credit_entry(entry: CreditEntry) -> dict[str, Any]:
+    """One ledger entry as API.md shows it: the opaque `txn_` id, never the database id."""
     return {
-        "id": entry.id,
+        "id": entry.txn_id,
+        "type": entry.type,
         "amount": entry.amount,
-        "kind": entry.kind,
         "description": entry.description,
+        "siteId": entry.site_id,
         "createdAt": iso_z(entry.created_at),
     }
 
@@ -103,11 +106,23 @@ def credit_entry(entry: CreditEntry) -> dict[str, Any]:
 def credits(summary: CreditSummary) -> dict[str, Any]:
     return {
         "balance": summary.balance,
-        "totalGranted": summary.total_granted,
+        "totalPurchased": summary.total_purchased,
         "totalUsed": summary.total_used,
         "totalTakenBack": summary.total_taken_back,
         "recentTransactions": [credit_entry(entry) for entry in summary.recent],
     }
+
+
+def credit_history(page: CreditPage) -> dict[str, Any]:
+    return {
+        "transactions": [credit_entry(entry) for entry in page.entries],
+        "total": page.total,
+        "hasMore": page.has_more,
+    }
+
+
+def ledger_answer(answer: LedgerAnswer) -> dict[str, Any]:
+    return {"balance": answer.balance, "transaction": credit_entry(answer.entry)}
 
 
 def invoice(row: Invoice) -> dict[str, Any]:

@@ -54,6 +54,17 @@ def string_field(
     return value
 
 
+def integer_field(payload: dict[str, Any], name: str, *, minimum: int, maximum: int) -> int:
+    """`payload[name]`, required, as a whole number in [minimum, maximum] (not a boolean, not
+    a float such as 1.0, not a numeric string)."""
+    if name not in payload:
+        raise validation_error(f"{name} is required.")
+    value = payload[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise validation_error(f"{name} must be a whole number from {minimum} to {maximum}.")
+    return value
+
+
 def query_integer(name: str, *, default: int, minimum: int, maximum: int) -> int:
     """`?name=` as a whole number in [minimum, maximum]; `default` when absent. 400
     `validation_error` otherwise (a typo must not silently fall back to the default)."""

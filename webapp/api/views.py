@@ -8,6 +8,7 @@ functions as the web pages; nothing here writes billing state itself.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -16,18 +17,32 @@ from flask_limiter.util import get_remote_address
 
 from webapp import billing
 from webapp.api import presenters
-from webapp.api.credentials import api_user, credential_rate_key, require_api_key, require_jwt
-from webapp.api.errors import ApiError, unauthorized
+from webapp.api.credentials import (
+    api_user,
+    credential_rate_key,
+    require_api_key,
+    require_jwt,
+    require_service_token,
+)
+from webapp.api.errors import ApiError, unauthorized, validation_error
 from webapp.api.openapi import openapi_document
-from webapp.api.requests import json_object, known_query, query_integer, string_field
+from webapp.api.requests import (
+    integer_field,
+    json_object,
+    known_query,
+    query_integer,
+    string_field,
+)
 from webapp.api.tokens import issue_access_token
 from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.forms import MAX_PASSWORD_LENGTH
 from webapp.auth.limits import spend_login_attempt
 from webapp.auth.views import authenticate
+from webapp.billing import usage
 from webapp.billing.history import MAX_PER_PAGE, invoice_history
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.extensions import csrf, limiter
+from webapp.models.billing import CREDIT_TYPES
 from webapp.plan_copy import published_copy
 from webapp.security import is_allowed_redirect_url
 from webapp.stripe_gateway import PaymentProviderError, ProviderUnavailable
@@ -198,6 +213,87 @@ def portal() -> Response:
 @dual_route("/credits/balance", methods=["GET"])
 def credits_balance() -> Response:
     return jsonify(presenters.credits(billing.credit_summary(api_user().id)))
+
+
+@dual_route("/credits/history", methods=["GET"])
+def credits_history() -> Response:
+    """The user's ledger, newest first: `limit` (default 20, max 100) from `offset`, of one
+    `type` or all; validated as /billing/invoices is."""
+    known_query({"limit", "offset", "type"})
+    limit = query_integer("limit", default=usage.HISTORY_PER_PAGE, minimum=1, maximum=100)
+    offset = query_integer("offset", default=0, minimum=0, maximum=1_000_000)
+    entry_type = request.args.get("type")
+    if entry_type is not None and entry_type not in CREDIT_TYPES:
+        raise validation_error(f"type must be one of: {', '.join(CREDIT_TYPES)}.")
+    page = usage.credit_history(api_user().id, limit=limit, offset=offset, entry_type=entry_type)
+    return jsonify(presenters.credit_history(page))
+
+
+# --- Recording usage (our generation service only) --------------------------------------------
+
+
+@bp.errorhandler(usage.InsufficientCredits)
+def handle_insufficient_credits(exc: usage.InsufficientCredits) -> Response:
+    """API.md's 402: the error envelope, with the balance and what the request needed."""
+    response = jsonify(
+        error={"code": exc.code, "message": exc.message}, balance=exc.balance, needed=exc.needed
+    )
+    response.status_code = exc.status
+    return response
+
+
+def _ledger_response(answer: usage.LedgerAnswer) -> Response:
+    response = jsonify(presenters.ledger_answer(answer))
+    # As Stripe marks a replayed idempotent request: the body is the first answer's.
+    response.headers["Idempotent-Replayed"] = "true" if answer.replayed else "false"
+    return response
+
+
+@bp.post("/credits/usage")
+@require_service_token
+def credits_usage() -> Response:
+    body = json_object({"userId", "amount", "description", "siteId", "idempotencyKey"})
+    wanted = usage.UsageRequest(
+        user_id=integer_field(body, "userId", minimum=1, maximum=2**31 - 1),
+        amount=integer_field(body, "amount", minimum=1, maximum=MAX_USAGE_AMOUNT),
+        description=_description(body),
+        site_id=_site_id(body),
+        idempotency_key=_idempotency_key(body),
+    )
+    return _ledger_response(usage.record_usage(wanted))
+
+
+@bp.post("/credits/usage/reverse")
+@require_service_token
+def credits_usage_reverse() -> Response:
+    body = json_object({"idempotencyKey"})
+    return _ledger_response(usage.reverse_usage(_idempotency_key(body)))
+
+
+MAX_USAGE_AMOUNT = 1_000_000
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
+
+
+def _idempotency_key(body: dict[str, Any]) -> str:
+    key = string_field(body, "idempotencyKey", required=True, max_length=200) or ""
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise validation_error(
+            "idempotencyKey must be 1 to 200 letters, digits, '.', '_', ':' or '-' (a UUID fits)."
+        )
+    return key
+
+
+def _description(body: dict[str, Any]) -> str:
+    description = (string_field(body, "description", required=True, max_length=255) or "").strip()
+    if not description:
+        raise validation_error("description must not be empty.")
+    return description
+
+
+def _site_id(body: dict[str, Any]) -> str | None:
+    if body.get("siteId") is None:
+        return None
+    return string_field(body, "siteId", max_length=255) or None
 
 
 # --- Billing history --------------------------------------------------------------------------

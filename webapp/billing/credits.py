@@ -14,6 +14,19 @@ Invariants (README, "Credits follow the money"), each enforced here and nowhere 
   entry with a unique key, with the member locked, so a replayed or concurrent event adds nothing.
 - A deleted account is granted nothing more (what it bought and had not received by the
   deletion is forfeited with it); take-backs still apply, so it never holds more than paid for.
+
+The API's vocabulary (API.md, "Credits"): every entry is one of three types, so the balance is
+always `totalPurchased - totalUsed - totalTakenBack`:
+
+- `purchase`: credits bought; the first entry of an invoice's month (plan credits), and later
+  packs. `totalPurchased` sums them.
+- `usage`: spent on generations (negative), or a failed generation's reversal (positive,
+  webapp/billing/usage.py). `totalUsed` is minus their sum: net usage.
+- `refund`: credits taken back after money went back (negative), or given back when it
+  returned (positive: a won dispute, a failed refund). `totalTakenBack` is minus their sum.
+
+Plan credits and pack credits never expire, so they form one pool: nothing needs to say which
+goes first, and a usage debit takes from the single balance.
 """
 
 from __future__ import annotations
@@ -24,7 +37,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from math import floor
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.billing.credit_months import BilledLine, Period, month_credits, periods
@@ -34,6 +47,7 @@ from webapp.database import insert_or_ignore, lock_row
 from webapp.extensions import db
 from webapp.models import CreditEntry, Invoice, InvoiceLine, Subscription, User
 from webapp.models.base import utcnow
+from webapp.models.billing import CREDIT_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -52,21 +66,24 @@ class LedgerWrite:
 @dataclass(frozen=True)
 class CreditSummary:
     balance: int
-    total_granted: int  # every credit added
-    total_used: int  # spent on generations (positive)
-    total_taken_back: int  # taken back after money went back (positive)
+    total_purchased: int  # every credit bought (plan months, packs)
+    total_used: int  # net usage: spent on generations less reversals (positive)
+    total_taken_back: int  # net taken back after money went back (positive)
     recent: list[CreditEntry]
+
+
+def _sum_of(entry_type: str) -> ColumnElement[int]:
+    return func.coalesce(func.sum(CreditEntry.amount).filter(CreditEntry.type == entry_type), 0)
 
 
 def credit_summary(user_id: int, recent: int = 10) -> CreditSummary:
     """The balance is derived from the ledger, never stored on its own."""
-    added = func.sum(CreditEntry.amount).filter(CreditEntry.amount > 0)
-    used = func.sum(CreditEntry.amount).filter(CreditEntry.amount < 0, CreditEntry.kind == "usage")
-    taken = func.sum(CreditEntry.amount).filter(CreditEntry.amount < 0, CreditEntry.kind != "usage")
-    granted, spent, taken_back = (
+    purchased, spent, taken_back = (
         int(value or 0)
         for value in db.session.execute(
-            select(added, used, taken).where(CreditEntry.user_id == user_id)
+            select(_sum_of("purchase"), _sum_of("usage"), _sum_of("refund")).where(
+                CreditEntry.user_id == user_id
+            )
         ).one()
     )
     entries = db.session.scalars(
@@ -76,8 +93,8 @@ def credit_summary(user_id: int, recent: int = 10) -> CreditSummary:
         .limit(recent)
     ).all()
     return CreditSummary(
-        balance=granted + spent + taken_back,
-        total_granted=granted,
+        balance=purchased + spent + taken_back,
+        total_purchased=purchased,
         total_used=-spent,
         total_taken_back=-taken_back,
         recent=list(entries),
@@ -103,16 +120,28 @@ def add_entry(
     period_key: str | None = None,
     subscription_id: str | None = None,
     invoice_id: str | None = None,
+    entry_type: str | None = None,
+    kind: str | None = None,
+    site_id: str | None = None,
+    balance_after: int | None = None,
 ) -> bool:
-    """Add one ledger entry; False if `grant_key` is there already (a replay)."""
+    """Add one ledger entry; False if `grant_key` is there already (a replay).
+
+    `entry_type` (CREDIT_TYPES) defaults to a purchase for credits added and a refund for
+    credits taken; `kind` to "grant" or "refund" likewise."""
     if amount == 0:
         return False
+    if entry_type is not None and entry_type not in CREDIT_TYPES:
+        raise ValueError(f"unknown credit entry type {entry_type!r}")
     added = insert_or_ignore(
         CreditEntry,
         {
             "user_id": user_id,
             "amount": amount,
-            "kind": "grant" if amount > 0 else "refund",
+            "type": entry_type or ("purchase" if amount > 0 else "refund"),
+            "kind": kind or ("grant" if amount > 0 else "refund"),
+            "site_id": site_id,
+            "balance_after": balance_after,
             "description": description[:255],
             "grant_key": grant_key,
             "period_key": period_key,
@@ -212,6 +241,9 @@ def _write(context: _Context, month: int, difference: int, count: int) -> int:
         period_key=f"{context.subscription_id}:{_at(month).isoformat()}",
         subscription_id=context.subscription_id,
         invoice_id=invoice.id,
+        # The month's first grant is what was bought; every later entry of the month takes
+        # back (or gives back) after money moved: a refund in the API's words.
+        entry_type="purchase" if difference > 0 and count == 0 else "refund",
     )
 
 

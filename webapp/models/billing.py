@@ -5,6 +5,7 @@ Only `webapp.billing` writes these tables (see STYLE.md, "commits happen in few 
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
@@ -157,21 +158,45 @@ class InvoiceLine(db.Model):
     period_end: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+# What the API calls each ledger entry (API.md, "Credits"): credits bought (plan months, trial,
+# packs), credits spent on generations (and their reversals), credits taken back after money
+# went back (and given back when it returns). See webapp/billing/credits.py.
+CREDIT_TYPES = ("purchase", "usage", "refund")
+
+
+def new_transaction_id() -> str:
+    """An opaque, random, public id for a ledger entry (never the database id)."""
+    return "txn_" + secrets.token_hex(12)
+
+
 class CreditEntry(db.Model):
     """One row of the credits ledger: a grant (+), a use (-) or credits taken back (-).
 
     `grant_key` names what caused the entry and is unique, so a replayed event can never grant
-    or take twice. Entries an invoice caused carry its id and the month (`period_key`) they are
-    for; see webapp/billing/credits.py for the rules.
+    or take twice (usage: `usage:<idempotency key>`, its reversal `usage-reversal:<key>`).
+    Entries an invoice caused carry its id and the month (`period_key`) they are for; see
+    webapp/billing/credits.py for the rules. `type` is one of CREDIT_TYPES; `kind` is finer and
+    internal (grant, refund, usage, reversal).
     """
 
     __tablename__ = "credit_entries"
+    # The credit history reads a member's entries newest first, a page at a time, by type too.
+    __table_args__ = (
+        Index("ix_credit_entries_user_created", "user_id", "created_at"),
+        Index("ix_credit_entries_user_type_created", "user_id", "type", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    txn_id: Mapped[str] = mapped_column(String(40), unique=True, default=new_transaction_id)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     amount: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(10))
     kind: Mapped[str] = mapped_column(String(20))
     description: Mapped[str] = mapped_column(String(255))
+    # Usage only: the site a generation was for, and the balance right after the entry (so a
+    # replayed request answers exactly what the first one did).
+    site_id: Mapped[str | None] = mapped_column(String(255))
+    balance_after: Mapped[int | None] = mapped_column(Integer)
     grant_key: Mapped[str | None] = mapped_column(String(255), unique=True)
     # The subscription month an entry belongs to ("sub_…:2026-01-15T09:30:00+00:00").
     period_key: Mapped[str | None] = mapped_column(String(255), index=True)
