@@ -17,6 +17,14 @@ from webapp.extensions import db
 from webapp.models import User
 
 HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+PUBLIC_PATHS = (
+    "/plans",
+    "/openapi.json",
+    "/auth/token",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/logout",
+)
 
 
 def test_the_document_is_served(client):
@@ -49,7 +57,7 @@ def test_each_flavour_documents_its_own_security_scheme():
             schemes = [name for entry in operation["security"] for name in entry]
             if path.endswith("/api"):
                 assert schemes == ["apiKey"], path
-            elif path in ("/plans", "/auth/token", "/openapi.json"):
+            elif path in PUBLIC_PATHS:
                 assert schemes == [], path
             else:
                 assert schemes == ["accessToken"], path
@@ -94,7 +102,7 @@ def test_fuzz_the_api_from_its_document(case, credentials):
     path = case.operation.path
     # Schemathesis's WSGI transport does not decompress; ask for the plain body.
     headers = {"Accept-Encoding": "identity"}
-    if path not in ("/plans", "/auth/token", "/openapi.json"):
+    if path not in PUBLIC_PATHS:
         headers |= credentials["api_key" if path.endswith("/api") else "jwt"]
     # Any host is schema-valid, but only allowlisted hosts are accepted (a documented 400).
     # Keep the fuzzed path and query, on our own host, so valid requests can succeed.
