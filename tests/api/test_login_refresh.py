@@ -389,3 +389,29 @@ def test_one_token_refreshes_once_under_concurrency(app, user_id, attempts):
     assert families(app) == [(True, "reuse")]
     assert sql(app, "select count(*) from refresh_tokens where revoked_at is null") == [(0,)]
     assert sql(app, "select count(*) from refresh_tokens") == [(2,)]
+
+
+def test_logouts_racing_refreshes_leave_the_family_revoked_and_never_a_500(app, user_id):
+    """Log-outs and refreshes of one family at once: every answer is 200 or 401, and at the end
+    the family is revoked with no live token (SQLite: no 'database is locked')."""
+    token = log_in(app.test_client())["refreshToken"]
+    barrier = threading.Barrier(6)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt(path: str) -> None:
+        client = app.test_client()
+        barrier.wait()
+        response = client.post(f"/api/v1{path}", json={"refreshToken": token})
+        with lock:
+            statuses.append(response.status_code)
+
+    paths = ["/auth/logout", "/auth/refresh"] * 3
+    threads = [threading.Thread(target=attempt, args=(path,)) for path in paths]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert set(statuses) <= {200, 401} and len(statuses) == 6
+    assert [revoked for revoked, _ in families(app)] == [True]
+    assert sql(app, "select count(*) from refresh_tokens where revoked_at is null") == [(0,)]

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, ScalarSelect, insert, select, update
 
 from webapp.api.tokens import AccessToken, issue_access_token
 from webapp.extensions import db
@@ -127,6 +127,7 @@ def rotate(secret: str) -> TokenPair:
             .where(RefreshTokenFamily.id.in_(family_of_token))
             .where(RefreshTokenFamily.revoked_at.is_(None))
             .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
         )
     )
     token = db.session.execute(
@@ -144,6 +145,7 @@ def rotate(secret: str) -> TokenPair:
             .where(RefreshToken.id == token.id)
             .where(RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
+            .execution_options(synchronize_session=False)
         )
     )
     if not token_claimed:
@@ -169,7 +171,7 @@ def _still_current(user: User, family: RefreshTokenFamily) -> bool:
     )
 
 
-def _revoke_family(family_id: str, reason: str) -> None:
+def _revoke_family(family_id: str | ScalarSelect[str], reason: str) -> None:
     """Revoke the family and mark its tokens (no commit). The family row is locked first."""
     now = utcnow()
     db.session.execute(
@@ -177,27 +179,29 @@ def _revoke_family(family_id: str, reason: str) -> None:
         .where(RefreshTokenFamily.id == family_id)
         .where(RefreshTokenFamily.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason)
+        .execution_options(synchronize_session=False)
     )
     db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id)
         .where(RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
-def log_out(secret: str) -> bool:
-    """Revoke the family of this refresh token (live, exchanged or expired alike); False if
-    the token is unknown."""
-    family_id = db.session.scalar(
-        select(RefreshToken.family_id).where(RefreshToken.token_hash == hash_token(secret))
+def log_out(secret: str) -> None:
+    """Revoke the family of this refresh token (live, exchanged or expired alike); nothing
+    for an unknown token."""
+    family = (
+        select(RefreshToken.family_id)
+        .where(RefreshToken.token_hash == hash_token(secret))
+        .scalar_subquery()
     )
-    if family_id is None:
-        db.session.rollback()
-        return False
-    _revoke_family(family_id, "logout")
+    # Written without reading first: on SQLite a transaction that read before writing cannot
+    # wait for another writer, it fails.
+    _revoke_family(family, "logout")
     db.session.commit()
-    return True
 
 
 def revoke_user_families(user_id: int) -> None:
@@ -209,12 +213,14 @@ def revoke_user_families(user_id: int) -> None:
         .where(RefreshTokenFamily.user_id == user_id)
         .where(RefreshTokenFamily.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason="sessions_ended")
+        .execution_options(synchronize_session=False)
     )
     db.session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id)
         .where(RefreshToken.revoked_at.is_(None))
         .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
