@@ -184,6 +184,12 @@ class Config:
         # The JSON API.
         self.JWT_SECRET = env.get("JWT_SECRET") or DEV_JWT_SECRET
         self.JWT_LIFETIME_SECONDS = int(env.get("JWT_LIFETIME_SECONDS", "3600"))
+        # `POST /auth/login` and `/auth/refresh` (webapp/api/refresh_tokens.py): a short-lived
+        # access token and a refresh token that rotates at every use.
+        self.ACCESS_TOKEN_LIFETIME_SECONDS = int(env.get("ACCESS_TOKEN_LIFETIME_SECONDS", "900"))
+        self.REFRESH_TOKEN_LIFETIME_SECONDS = int(
+            env.get("REFRESH_TOKEN_LIFETIME_SECONDS", str(7 * 86400))
+        )
         self.ALLOWED_REDIRECT_HOSTS = _list(env.get("ALLOWED_REDIRECT_HOSTS"))
         # The credential of our generation service for POST /credits/usage (two, comma-separated,
         # while rotating). Unset: the usage endpoints refuse every request.

@@ -28,6 +28,16 @@ def config_overrides() -> dict[str, str]:
     return {"CREDITS_SERVICE_TOKEN": SERVICE_TOKEN}
 
 
+PUBLIC_PATHS = (
+    "/plans",
+    "/openapi.json",
+    "/auth/token",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/logout",
+)
+
+
 def test_the_document_is_served(client):
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200
@@ -58,7 +68,7 @@ def test_each_flavour_documents_its_own_security_scheme():
             schemes = [name for entry in operation["security"] for name in entry]
             if path.endswith("/api"):
                 assert schemes == ["apiKey"], path
-            elif path in ("/plans", "/auth/token", "/openapi.json"):
+            elif path in PUBLIC_PATHS:
                 assert schemes == [], path
             elif path in SERVICE_PATHS:
                 assert schemes == ["serviceToken"], path
@@ -108,7 +118,7 @@ def test_fuzz_the_api_from_its_document(case, credentials):
     headers = {"Accept-Encoding": "identity"}
     if path in SERVICE_PATHS:
         headers |= bearer(SERVICE_TOKEN)
-    elif path not in ("/plans", "/auth/token", "/openapi.json"):
+    elif path not in PUBLIC_PATHS:
         headers |= credentials["api_key" if path.endswith("/api") else "jwt"]
     # Any host is schema-valid, but only allowlisted hosts are accepted (a documented 400).
     # Keep the fuzzed path and query, on our own host, so valid requests can succeed.

@@ -1,7 +1,7 @@
 """A member's session, checkout and CSRF token, attacked (issue 13, items 6 to 8): cookies and
-tokens replayed after a log-out or password change, on this worker and another; a planted
-pre-login CSRF token; cross-site links that would start a checkout; copy that would carry
-members' CSRF tokens off."""
+tokens (refresh tokens too) replayed after a log-out or password change, on this worker and
+another; a planted pre-login CSRF token; cross-site links that would start a checkout; copy that
+would carry members' CSRF tokens off."""
 
 from __future__ import annotations
 
@@ -93,6 +93,45 @@ def test_cookies_and_tokens_from_before_a_password_change_are_refused(app, other
             SESSIONS, refused=eventually_refused(lambda c=client: opens_account(c))
         )
         assert figures.attack(SESSIONS, refused=not api_works(client, token))
+
+
+def _api_login(client: FlaskClient) -> dict[str, str]:
+    response = client.post(
+        "/api/v1/auth/login", json={"email": "ada@example.com", "password": PASSWORD}
+    )
+    return response.get_json()["tokens"]
+
+
+def refresh_works(client: FlaskClient, refresh_token: str) -> bool:
+    response = client.post("/api/v1/auth/refresh", json={"refreshToken": refresh_token})
+    assert response.status_code in (200, 401), response.get_json()
+    return response.status_code == 200
+
+
+def test_refresh_tokens_saved_before_a_logout_are_refused_everywhere(app, other_worker, figures):
+    """An API log-out ends its log-in's refresh and access tokens on every worker; the site's
+    "Log out" ends every log-in's."""
+    create_user(app)
+    here, there = app.test_client(), other_worker.test_client()
+    stolen = _api_login(here)
+    current = here.post(
+        "/api/v1/auth/refresh", json={"refreshToken": stolen["refreshToken"]}
+    ).get_json()["tokens"]
+    logout = here.post("/api/v1/auth/logout", json={"refreshToken": current["refreshToken"]})
+    assert logout.status_code == 200
+    for client in (here, there):
+        for token in (stolen, current):
+            assert figures.attack(
+                SESSIONS, refused=not refresh_works(client, token["refreshToken"])
+            )
+            assert figures.attack(SESSIONS, refused=not api_works(client, token["accessToken"]))
+
+    device = _api_login(there)
+    victim = app.test_client()
+    AuthActions(app, victim).login()
+    assert AuthActions(app, victim).logout().status_code == 303
+    assert figures.attack(SESSIONS, refused=not refresh_works(there, device["refreshToken"]))
+    assert figures.attack(SESSIONS, refused=not api_works(there, device["accessToken"]))
 
 
 def test_a_planted_pre_login_csrf_token_is_refused_after_login(app, figures):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from webapp.api.keys import revoke_all_keys
+from webapp.api.refresh_tokens import revoke_user_families
 from webapp.billing.closing import apply_closed_billing, close_billing_account
 from webapp.billing.leases import Busy, lease
 from webapp.database import lock_row
@@ -96,6 +97,7 @@ def _erase(user_id: int, cancelled: list) -> None:
     user.deleted_at = now
     user.deactivated_at = user.deactivated_at or now
     user.session_version = User.session_version + 1  # type: ignore[assignment]
+    revoke_user_families(user_id)
     queue_mail(
         old_address,
         "account_deleted",

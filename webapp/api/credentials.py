@@ -17,6 +17,7 @@ from flask_limiter.util import get_remote_address
 
 from webapp.api.errors import ApiError, unauthorized
 from webapp.api.keys import looks_like_api_key, user_for_key
+from webapp.api.refresh_tokens import family_is_live
 from webapp.api.tokens import subject_of_token
 from webapp.extensions import db
 from webapp.models import User
@@ -50,7 +51,7 @@ def _user_from_jwt() -> User:
         raise unauthorized("Send an access token: 'Authorization: Bearer <token>'.")
     if looks_like_api_key(credential):
         raise unauthorized(
-            "This endpoint takes an access token from /api/v1/auth/token. "
+            "This endpoint takes an access token from /api/v1/auth/login or /auth/token. "
             "API keys go to the same path with /api appended."
         )
     subject = subject_of_token(credential)
@@ -60,6 +61,10 @@ def _user_from_jwt() -> User:
         raise unauthorized("The access token is invalid or has expired.")
     if user.deactivated_at is not None:
         raise unauthorized("This account has been deactivated.")
+    # A token from /auth/login or /auth/refresh ends with its family (log-out, a reused
+    # refresh token), before its 15 minutes are up.
+    if subject.family is not None and not family_is_live(subject.family):
+        raise unauthorized("The access token is invalid or has expired.")
     return user
 
 

@@ -29,6 +29,12 @@ ERROR_CODES = {
     "no_billing_account": "The user has never bought anything, so there is no portal yet.",
     "checkout_in_progress": "Another checkout of the same user is being started; retry shortly.",
     "unauthorized": "The credential is missing, invalid, expired, revoked or of the wrong kind.",
+    "invalid_credentials": "`/auth/login`: the email or the password is wrong.",
+    "account_deactivated": "`/auth/login`: the credentials are right, the account deactivated.",
+    "invalid_refresh_token": "The refresh token is unknown, expired or of a revoked log-in.",
+    "refresh_token_reused": (
+        "The refresh token was already exchanged: every token of its log-in is now revoked."
+    ),
     "forbidden": "The request is not allowed.",
     "not_found": "No such endpoint.",
     "method_not_allowed": "The endpoint exists but not with this method (see `Allow`).",
@@ -122,6 +128,68 @@ SCHEMAS: dict[str, Any] = {
             "tokenType": {"const": "Bearer"},
             "expiresIn": {"type": "integer", "minimum": 1, "description": "Seconds."},
         },
+    },
+    "TokenPair": {
+        "type": "object",
+        "required": ["accessToken", "refreshToken", "expiresIn", "tokenType"],
+        "additionalProperties": False,
+        "properties": {
+            "accessToken": {"type": "string", "description": "A JWT (HS256), 15 minutes."},
+            "refreshToken": {
+                "type": "string",
+                "description": "Opaque; single use (each refresh returns the next one); "
+                "valid for 7 days.",
+            },
+            "expiresIn": {"type": "integer", "minimum": 1, "description": "Seconds."},
+            "tokenType": {"const": "Bearer"},
+        },
+    },
+    "LoginUser": {
+        "type": "object",
+        "required": ["id", "email", "name", "emailVerified", "updatedAt"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string"},
+            "email": {"type": "string"},
+            "name": {"type": ["string", "null"], "description": "Always null: we ask no name."},
+            "emailVerified": {"type": "boolean"},
+            "updatedAt": {"type": "string", "format": "date-time"},
+        },
+    },
+    "LoginResponse": {
+        "type": "object",
+        "required": ["success", "message", "user", "tokens"],
+        "additionalProperties": False,
+        "properties": {
+            "success": {"const": True},
+            "message": {"type": "string"},
+            "user": _ref("LoginUser"),
+            "tokens": _ref("TokenPair"),
+        },
+    },
+    "RefreshRequest": {
+        "type": "object",
+        "required": ["refreshToken"],
+        "additionalProperties": False,
+        "properties": {
+            "refreshToken": {"type": "string", "maxLength": 512, "pattern": TEXT_PATTERN},
+        },
+    },
+    "RefreshResponse": {
+        "type": "object",
+        "required": ["success", "message", "tokens"],
+        "additionalProperties": False,
+        "properties": {
+            "success": {"const": True},
+            "message": {"type": "string"},
+            "tokens": _ref("TokenPair"),
+        },
+    },
+    "LogoutResponse": {
+        "type": "object",
+        "required": ["success", "message"],
+        "additionalProperties": False,
+        "properties": {"success": {"const": True}, "message": {"type": "string"}},
     },
     "CheckoutRequest": {
         "type": "object",
@@ -698,6 +766,60 @@ def _both_flavours(path: str, operations: Any) -> dict[str, Any]:
     return {path: jwt_ops, f"{path}/api": key_ops}
 
 
+def _auth_operation(
+    operation_id: str, summary: str, request: str, response: str, refused: str | None
+) -> dict[str, Any]:
+    unauthorized = {
+        **_error(refused or ""),
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+    }
+    return {
+        "post": {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": ["auth"],
+            "security": [],
+            "requestBody": _body(request, required=True),
+            "responses": {
+                "200": _json(_ref(response), "Never cached (`Cache-Control: no-store`)."),
+                "400": _response("BadRequest"),
+                **({"401": unauthorized} if refused else {}),
+                "413": _response("PayloadTooLarge"),
+                "415": _response("UnsupportedMediaType"),
+                "429": _response("RateLimited"),
+            },
+        }
+    }
+
+
+def _session_paths() -> dict[str, Any]:
+    """Log-in with refresh tokens (webapp/api/refresh_tokens.py)."""
+    return {
+        "/auth/login": _auth_operation(
+            "logIn",
+            "Email and password for the user and a token pair (15-minute access token)",
+            "TokenRequest",
+            "LoginResponse",
+            "`invalid_credentials` or `account_deactivated`.",
+        ),
+        "/auth/refresh": _auth_operation(
+            "refreshTokens",
+            "Trade a refresh token for a new pair; the old refresh token stops working",
+            "RefreshRequest",
+            "RefreshResponse",
+            "`invalid_refresh_token`, or `refresh_token_reused`: the token was already "
+            "exchanged, so every token of its log-in was revoked.",
+        ),
+        "/auth/logout": _auth_operation(
+            "logOut",
+            "Revoke the refresh token's log-in: its refresh and access tokens stop working",
+            "RefreshRequest",
+            "LogoutResponse",
+            None,  # an unknown refresh token gets 200 too (RFC 7009, section 2.2)
+        ),
+    }
+
+
 def _public_paths() -> dict[str, Any]:
     return {
         "/auth/token": {
@@ -714,6 +836,7 @@ def _public_paths() -> dict[str, Any]:
                 },
             }
         },
+        **_session_paths(),
         "/plans": {
             "get": {
                 "operationId": "listPlans",
@@ -762,7 +885,8 @@ def _document() -> dict[str, Any]:
             "description": "Subscribe to a plan through Stripe Checkout, read the current "
             "subscription, open the billing portal, read credits and the billing history. "
             "Every authenticated endpoint exists twice: the plain path takes a JWT access token "
-            "from `/auth/token`, the same path with `/api` appended takes an API key "
+            "from `/auth/login` (refreshed at `/auth/refresh`) or `/auth/token`, the same path "
+            "with `/api` appended takes an API key "
             "(`llmgen_…`) created on the account page. Each flavour refuses the other's "
             "credential with 401. Errors are "
             '`{"error": {"code", "message"}}` with a stable `code`.',
@@ -777,7 +901,8 @@ def _document() -> dict[str, Any]:
                     "type": "http",
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
-                    "description": "From `POST /auth/token`; valid for `expiresIn` seconds.",
+                    "description": "From `POST /auth/login`, `/auth/refresh` or `/auth/token`; "
+                    "valid for `expiresIn` seconds.",
                 },
                 "serviceToken": {
                     "type": "http",

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from webapp.api.refresh_tokens import TokenPair
 from webapp.billing import CreditSummary
 from webapp.billing.history import HistoryPage, history_status
 from webapp.billing.usage import CreditPage, LedgerAnswer
 from webapp.catalog import Catalog, Plan, Price
-from webapp.models import CreditEntry, Invoice, Subscription
+from webapp.models import CreditEntry, Invoice, Subscription, User
 from webapp.plan_copy import PublishedCopy
 
 
@@ -22,6 +23,27 @@ def iso_z(moment: datetime | None) -> str | None:
 
 def dollars(cents: int) -> float:
     return round(cents / 100, 2)
+
+
+def login_user(user: User) -> dict[str, Any]:
+    """The user of `POST /auth/login`. We ask nobody for a name, so `name` is null; the id is
+    a string, as in the access token's `sub`."""
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "name": None,
+        "emailVerified": user.email_verified_at is not None,
+        "updatedAt": iso_z(user.updated_at or user.created_at),
+    }
+
+
+def token_pair(pair: TokenPair) -> dict[str, Any]:
+    return {
+        "accessToken": pair.access.token,
+        "refreshToken": pair.refresh,
+        "expiresIn": pair.access.expires_in,
+        "tokenType": "Bearer",
+    }
 
 
 def checkout_plan(plan: Plan, price: Price, copy: PublishedCopy) -> dict[str, Any]:

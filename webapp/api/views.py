@@ -16,7 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_limiter.util import get_remote_address
 
 from webapp import billing
-from webapp.api import presenters
+from webapp.api import presenters, refresh_tokens
 from webapp.api.credentials import (
     api_user,
     credential_rate_key,
@@ -24,7 +24,7 @@ from webapp.api.credentials import (
     require_jwt,
     require_service_token,
 )
-from webapp.api.errors import ApiError, unauthorized, validation_error
+from webapp.api.errors import ApiError, validation_error
 from webapp.api.openapi import openapi_document
 from webapp.api.requests import (
     integer_field,
@@ -42,6 +42,7 @@ from webapp.billing import usage
 from webapp.billing.history import MAX_PER_PAGE, invoice_history
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.extensions import csrf, limiter
+from webapp.models import User
 from webapp.models.billing import CREDIT_TYPES
 from webapp.plan_copy import published_copy
 from webapp.security import is_allowed_redirect_url
@@ -110,25 +111,92 @@ def plans() -> Response:
     return jsonify(presenters.plans(get_catalog(), published_copy()))
 
 
-@bp.post("/auth/token")
-def token() -> Response:
+def _password_login(*, refused: str, deactivated: str) -> User:
+    """The user named by the body's email and password, after spending the log-in page's
+    budgets (shared with it: no second door for guessing; 429 otherwise). 401 with the code
+    `refused` for wrong credentials, `deactivated` for a deactivated account."""
     body = json_object({"email", "password"})
     email = string_field(body, "email", required=True, max_length=254)
     password = string_field(body, "password", required=True, max_length=MAX_PASSWORD_LENGTH)
-    # The log-in page's budgets, shared with it: no second door for guessing (429 otherwise).
     spend_login_attempt(email or "")
     try:
         user = authenticate(email or "", password or "")
     except AccountDeactivated:
-        raise unauthorized("This account has been deactivated.") from None
+        raise ApiError(401, deactivated, "This account has been deactivated.") from None
     if user is None:
         # Same answer for an unknown email and a wrong password: no account enumeration.
-        raise unauthorized("Incorrect email or password.")
-    issued = issue_access_token(user)
-    response = jsonify(accessToken=issued.token, tokenType="Bearer", expiresIn=issued.expires_in)
+        raise ApiError(401, refused, "Incorrect email or password.")
+    return user
+
+
+def _no_store(response: Response) -> Response:
     # A bearer credential must not sit in any cache on the way (RFC 6749, section 5.1).
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.post("/auth/token")
+def token() -> Response:
+    user = _password_login(refused="unauthorized", deactivated="unauthorized")
+    issued = issue_access_token(user)
+    return _no_store(
+        jsonify(accessToken=issued.token, tokenType="Bearer", expiresIn=issued.expires_in)
+    )
+
+
+@bp.post("/auth/login")
+def login() -> Response:
+    user = _password_login(refused="invalid_credentials", deactivated="account_deactivated")
+    pair = refresh_tokens.start_family(user)
+    return _no_store(
+        jsonify(
+            success=True,
+            message="Logged in.",
+            user=presenters.login_user(user),
+            tokens=presenters.token_pair(pair),
+        )
+    )
+
+
+def _refresh_token_field() -> str:
+    body = json_object({"refreshToken"})
+    max_length = refresh_tokens.MAX_REFRESH_TOKEN_LENGTH
+    return string_field(body, "refreshToken", required=True, max_length=max_length) or ""
+
+
+@bp.post("/auth/refresh")
+def refresh() -> Response:
+    secret = _refresh_token_field()
+    try:
+        pair = refresh_tokens.rotate(secret)
+    except refresh_tokens.RefreshTokenReused:
+        log.warning("API refresh token reused; its family was revoked")
+        raise ApiError(
+            401,
+            "refresh_token_reused",
+            "This refresh token was already used. Every token of this log-in has been "
+            "revoked; log in again.",
+        ) from None
+    except refresh_tokens.InvalidRefreshToken:
+        raise ApiError(
+            401,
+            "invalid_refresh_token",
+            "The refresh token is invalid, expired or revoked; log in again.",
+        ) from None
+    return _no_store(
+        jsonify(success=True, message="Tokens refreshed.", tokens=presenters.token_pair(pair))
+    )
+
+
+@bp.post("/auth/logout")
+def logout() -> Response:
+    """Revoke the refresh token's family, and with it the access tokens issued with it.
+
+    An unknown token answers 200 too (RFC 7009, section 2.2): it cannot be used either way,
+    and the client has nothing else to do about it.
+    """
+    refresh_tokens.log_out(_refresh_token_field())
+    return _no_store(jsonify(success=True, message="Logged out."))
 
 
 # --- Subscriptions ----------------------------------------------------------------------------

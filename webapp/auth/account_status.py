@@ -13,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from webapp.api.keys import revoke_all_keys
+from webapp.api.refresh_tokens import revoke_user_families
 from webapp.extensions import db
 from webapp.models import Role, User
 from webapp.models.base import utcnow
@@ -36,6 +37,8 @@ def set_role(user: User, role: str) -> bool:
     if lowered:
         values["session_version"] = User.session_version + 1
     db.session.execute(update(User).where(User.id == user.id).values(**values))
+    if lowered:
+        revoke_user_families(user.id)
     db.session.commit()
     db.session.refresh(user)
     return lowered
@@ -53,6 +56,7 @@ def deactivate(user: User) -> int:
             session_version=User.session_version + 1,
         )
     )
+    revoke_user_families(user.id)
     db.session.commit()
     db.session.refresh(user)
     return revoked

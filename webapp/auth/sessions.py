@@ -7,7 +7,8 @@ two and treats a mismatch as logged out / 401. Bumping the version therefore end
 user's sessions and tokens at once, on every worker, at their next request: a bump is a commit
 to `users`, which the member cache's change feed reports to every worker (PostgreSQL NOTIFY,
 SQLite data_version). API keys are separate credentials with their own revocation and are not
-affected.
+affected. The API's refresh-token families (webapp/api/refresh_tokens.py) remember the version
+they were started at, so a bump ends them too; each bump also marks them revoked.
 
 Logging out bumps the version, so "Log out" logs the user out everywhere (every browser and
 every access token), which is what a person who suspects a stolen cookie needs.
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from webapp.api.refresh_tokens import revoke_user_families
 from webapp.extensions import db
 from webapp.models import User
 
@@ -52,6 +54,7 @@ def end_sessions(user_id: int) -> None:
     db.session.execute(
         update(User).where(User.id == user_id).values(session_version=User.session_version + 1)
     )
+    revoke_user_families(user_id)
     db.session.commit()
 
 
@@ -63,5 +66,6 @@ def change_password(user: User, new_password: str) -> None:
     """
     user.set_password(new_password)
     user.session_version = User.session_version + 1  # type: ignore[assignment]
+    revoke_user_families(user.id)
     db.session.commit()
     db.session.refresh(user)

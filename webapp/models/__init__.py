@@ -13,6 +13,7 @@ from webapp.models.billing import (
 from webapp.models.company import CompanyDetails
 from webapp.models.copy import CopyDraft, CopyRevision
 from webapp.models.mail import MailStatus, OutgoingMail
+from webapp.models.refresh_token import RefreshToken, RefreshTokenFamily
 from webapp.models.user import Role, User
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "Lease",
     "MailStatus",
     "OutgoingMail",
+    "RefreshToken",
+    "RefreshTokenFamily",
     "Role",
     "Subscription",
     "User",

@@ -34,6 +34,11 @@ class User(UserMixin, db.Model):
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default=Role.USER.value)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the row last changed (every UPDATE SQLAlchemy writes sets it): the API's
+    # `user.updatedAt`. Rows from before migration 0012 start at their `created_at`.
+    updated_at: Mapped[datetime | None] = mapped_column(
+        UTCDateTime(), default=utcnow, onupdate=utcnow
+    )
     # One Stripe customer per user, set once (compare-and-set in billing.ensure_customer).
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     # Bumped when Stripe deletes the customer, so the next one is created with a fresh
