@@ -18,6 +18,7 @@ from webapp import billing
 from webapp.api import presenters
 from webapp.api.credentials import api_user, credential_rate_key, require_api_key, require_jwt
 from webapp.api.errors import ApiError, unauthorized
+from webapp.api.key_management import bp as key_management_bp
 from webapp.api.openapi import openapi_document
 from webapp.api.requests import json_object, known_query, query_integer, string_field
 from webapp.api.tokens import issue_access_token
@@ -47,6 +48,8 @@ def _api_limit() -> str:
 # One budget per credential and one per IP, each shared by every endpoint of the API.
 limiter.shared_limit(_api_limit, scope="api-credential", key_func=credential_rate_key)(bp)
 limiter.shared_limit(_api_limit, scope="api-ip", key_func=get_remote_address)(bp)
+# /api-keys: JWT only, so outside dual_route; nested, it shares this blueprint's handlers.
+bp.register_blueprint(key_management_bp)
 
 
 def dual_route(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
