@@ -13,6 +13,7 @@ from tests.api.conftest import PASSWORD, bearer
 from tests.conftest import create_user, csrf_token, sql
 from webapp.extensions import db
 from webapp.models.base import utcnow
+from webapp.security import CSRF_PLACEHOLDER
 
 KEY_RE = re.compile(r'data-testid="new-api-key"|value="(llmgen_[A-Za-z0-9_-]+)"')
 
@@ -170,7 +171,7 @@ def edit_key(client, public_id, **fields):
     prefix = f"edit-{public_id}-"
     token = csrf_token(client, "/account")
     data = {f"{prefix}{name}": value for name, value in fields.items()}
-    data[f"{prefix}csrf_token"] = token
+    data["csrf_token"] = token
     return client.post(f"/account/api-keys/{public_id}/edit", data=data)
 
 
@@ -227,3 +228,14 @@ def test_edit_works_whatever_the_id_ends_with(app, client, logged_in, public_id)
     assert f'name="edit-{public_id}-name"' in html
     assert edit_key(client, public_id, name="Edited", scope="full").status_code == 303
     assert sql(app, "select name from api_keys") == [("Edited",)]
+
+
+def test_every_form_of_the_panel_gets_the_visitors_csrf_token(client, logged_in):
+    # Cached pages are stamped only where a field is named exactly `csrf_token`.
+    create_key(client, "one")
+    html = client.get("/account").get_data(as_text=True)
+    assert CSRF_PLACEHOLDER not in html
+    panel = html[html.index('id="api-keys"') :]
+    forms = re.findall(r"<form\b.*?</form>", panel, flags=re.S)
+    assert len(forms) == 3  # edit, revoke, create
+    assert all('name="csrf_token"' in form for form in forms)

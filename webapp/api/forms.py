@@ -73,12 +73,20 @@ class CreateApiKeyForm(FlaskForm):
 
 
 class EditApiKeyForm(FlaskForm):
-    """Name, description and scope of one key; prefixed per key, so ids on the page are unique."""
+    """Name, description and scope of one key; prefixed per key, so ids on the page are unique.
+
+    Its CSRF token is a KeyActionForm's, checked by the view: cached pages get each visitor's
+    token stamped into fields named exactly `csrf_token` (webapp/page_cache.py), which a
+    prefixed form's own token field is not.
+    """
+
+    class Meta:
+        csrf = False
 
     name = _name_field()
     description = _description_field()
     scope = _scope_field()
 
 
-class RevokeApiKeyForm(FlaskForm):
-    """Button-only: just the CSRF token."""
+class KeyActionForm(FlaskForm):
+    """Just the CSRF token: the revoke button's form, and the token of each edit form."""

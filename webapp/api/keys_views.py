@@ -12,7 +12,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from webapp.api import keys
-from webapp.api.forms import CreateApiKeyForm, EditApiKeyForm, RevokeApiKeyForm
+from webapp.api.forms import CreateApiKeyForm, EditApiKeyForm, KeyActionForm
 from webapp.models import ApiKey
 from webapp.models.base import utcnow
 
@@ -33,7 +33,7 @@ class ApiKeysPanel:
 
     keys: list[KeyRow]
     create_form: CreateApiKeyForm
-    revoke_form: RevokeApiKeyForm
+    action_form: KeyActionForm
 
 
 def _edit_form(key: ApiKey | None, public_id: str) -> EditApiKeyForm:
@@ -50,7 +50,7 @@ def api_keys_panel() -> ApiKeysPanel | None:
     rows = [
         KeyRow(key, _edit_form(key, key.public_id)) for key in keys.unrevoked_keys(current_user.id)
     ]
-    return ApiKeysPanel(rows, CreateApiKeyForm(), RevokeApiKeyForm())
+    return ApiKeysPanel(rows, CreateApiKeyForm(), KeyActionForm())
 
 
 def _back_to_account() -> Response:
@@ -90,10 +90,10 @@ def create() -> Response | tuple[str, int, dict[str, str]]:
 @bp.post("/<public_id>/edit")
 @login_required
 def edit(public_id: str) -> Response:
+    if not KeyActionForm().validate_on_submit():
+        abort(400)
     form = _edit_form(None, public_id)
-    if not form.validate_on_submit():
-        if form.csrf_token.errors:
-            abort(400)
+    if not form.validate():
         _flash_errors(form)
         return _back_to_account()
     key = keys.update_key(
@@ -112,7 +112,7 @@ def edit(public_id: str) -> Response:
 @bp.post("/<public_id>/revoke")
 @login_required
 def revoke(public_id: str) -> Response:
-    if not RevokeApiKeyForm().validate_on_submit():
+    if not KeyActionForm().validate_on_submit():
         abort(400)
     if keys.revoke_key(current_user.id, public_id) is None:
         abort(404)
