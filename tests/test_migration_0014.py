@@ -68,6 +68,9 @@ def test_old_keys_get_full_scope_and_distinct_opaque_ids(empty_database):
             # The old key still opens the API, now with the `full` scope.
             holder = keys.holder_of_key(SECRET)
             assert holder is not None and holder.key.scope == "full"
+            # End the session's transaction: on PostgreSQL its read lock on api_keys would
+            # block the downgrade's ALTER TABLE for ever.
+            db.session.remove()
             downgrade(revision="0009")
             columns = db.session.execute(text("SELECT * FROM api_keys")).keys()
             assert "public_id" not in columns and "scope" not in columns
