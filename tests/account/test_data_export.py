@@ -50,7 +50,18 @@ def test_the_download_holds_everything_and_no_secret(app, member):
     assert [entry["amount"] for entry in data["credits"]["entries"]] == [3000]
     [key] = data["apiKeys"]
     assert key["name"] == "my integration" and secret.startswith(key["prefix"])
-    assert set(key) == {"name", "prefix", "createdAt", "lastUsedAt", "revokedAt"}
+    assert set(key) == {
+        "id",
+        "name",
+        "description",
+        "prefix",
+        "scopes",
+        "expiresAt",
+        "createdAt",
+        "lastUsedAt",
+        "revokedAt",
+    }
+    assert key["id"].startswith("key_") and key["scopes"] == ["full"]
     assert isinstance(data["mail"], list)
 
     text = reply.get_data(as_text=True)

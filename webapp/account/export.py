@@ -115,8 +115,12 @@ def _credits(user_id: int) -> dict[str, Any]:
 
 def _api_key(row: ApiKey) -> dict[str, Any]:
     return {
+        "id": row.public_id,
         "name": row.name,
+        "description": row.description,
         "prefix": row.prefix,
+        "scopes": row.scopes,
+        "expiresAt": iso_z(row.expires_at),
         "createdAt": iso_z(row.created_at),
         "lastUsedAt": iso_z(row.last_used_at),
         "revokedAt": iso_z(row.revoked_at),

@@ -16,7 +16,7 @@ from flask import current_app, g, request
 from flask_limiter.util import get_remote_address
 
 from webapp.api.errors import ApiError, unauthorized
-from webapp.api.keys import looks_like_api_key, user_for_key
+from webapp.api.keys import KeyExpired, allows, holder_of_key, looks_like_api_key
 from webapp.api.refresh_tokens import family_is_live
 from webapp.api.tokens import subject_of_token
 from webapp.extensions import db
@@ -77,10 +77,22 @@ def _user_from_api_key() -> User:
             "This endpoint takes an API key (llmgen_…). "
             "Access tokens go to the same path without /api."
         )
-    user = user_for_key(credential)
-    if user is None:
+    try:
+        holder = holder_of_key(credential)
+    except KeyExpired as exc:
+        raise ApiError(401, exc.code, str(exc)) from None
+    if holder is None:
         raise unauthorized("The API key is invalid or has been revoked.")
-    return user
+    # Scopes are enforced here, by method, for every `/api` endpoint at once: a new POST
+    # endpoint cannot forget to check (tests/api/test_key_scopes.py walks the url_map).
+    if not allows(holder.key, request.method):
+        raise ApiError(
+            403,
+            "insufficient_scope",
+            "This API key is read-only: it may only read (GET). "
+            "Give it the 'full' scope on the account page or with PUT /api-keys/{id}.",
+        )
+    return holder.user
 
 
 def _requiring(authenticate: Callable[[], User]) -> Callable[[Callable[..., Any]], Any]:

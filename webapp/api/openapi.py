@@ -52,6 +52,15 @@ ERROR_CODES = {
     "get credits back).",
     "usage_not_found": "No usage was recorded with this idempotencyKey.",
     "usage_not_configured": "No service credential is configured: usage cannot be recorded.",
+    # API keys (webapp/api/key_management.py, webapp/api/credentials.py)
+    "api_key_expired": "The API key is past its `expiresAt`.",
+    "insufficient_scope": "The API key is read-only (`read`); only GET is allowed with it.",
+    "api_key_not_allowed": "API keys cannot manage API keys; use an access token.",
+    "api_key_not_found": "The caller has no (unrevoked) API key with this id.",
+    "invalid_scopes": 'scopes is not `["read"]` or `["full"]`.',
+    "invalid_expiry": "expiresAt is not an ISO 8601 time with a zone, in the next 365 days.",
+    "too_many_api_keys": "The caller already has 20 unrevoked API keys; revoke one first.",
+    "email_not_verified": "The caller has not verified their email address yet.",
 }
 
 # What the billing history says became of an invoice (webapp/billing/history.py).
@@ -530,6 +539,109 @@ SCHEMAS: dict[str, Any] = {
     },
 }
 
+# At least one character that is not white space (names are stripped).
+_KEY_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 60,
+    "pattern": f"^[^{REFUSED_IN_TEXT}]*[^{REFUSED_IN_TEXT}\\s][^{REFUSED_IN_TEXT}]*$",
+}
+_KEY_DESCRIPTION = {
+    "type": ["string", "null"],
+    "maxLength": 500,
+    "pattern": TEXT_PATTERN,
+    "description": "Optional; null or an empty string for none.",
+}
+_KEY_SCOPES = {
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 1,
+    "items": {"type": "string", "enum": ["read", "full"]},
+    "description": '`["read"]`: GET only (403 `insufficient_scope` otherwise). `["full"]`: every '
+    "`/api` endpoint.",
+}
+_API_KEY_FIELDS = {
+    "id": {"type": "string", "pattern": "^key_", "description": "Opaque."},
+    "name": {"type": "string"},
+    "description": {"type": ["string", "null"]},
+    "keyPreview": {
+        "type": "string",
+        "pattern": "^llmgen_",
+        "description": "The key's first characters and an ellipsis.",
+    },
+    "scopes": {"type": "array", "items": {"type": "string", "enum": ["read", "full"]}},
+    "isActive": {"type": "boolean", "description": "False once revoked or expired."},
+    "lastUsedAt": {
+        "type": ["string", "null"],
+        "format": "date-time",
+        "description": "To the minute: a key's use is recorded at most once a minute.",
+    },
+    "expiresAt": {"type": ["string", "null"], "format": "date-time"},
+    "createdAt": {"type": "string", "format": "date-time"},
+}
+SCHEMAS |= {
+    "ApiKey": {
+        "type": "object",
+        "required": list(_API_KEY_FIELDS),
+        "additionalProperties": False,
+        "properties": _API_KEY_FIELDS,
+    },
+    "ApiKeyList": {
+        "type": "object",
+        "required": ["apiKeys", "total"],
+        "additionalProperties": False,
+        "properties": {
+            "apiKeys": {
+                "type": "array",
+                "items": _ref("ApiKey"),
+                "description": "Unrevoked keys (expired ones too), newest first.",
+            },
+            "total": {"type": "integer", "minimum": 0},
+        },
+    },
+    "CreateApiKeyRequest": {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": _KEY_NAME,
+            "description": _KEY_DESCRIPTION,
+            "scopes": {**_KEY_SCOPES, "default": ["full"]},
+            "expiresAt": {
+                "type": ["string", "null"],
+                "format": "date-time",
+                "description": "ISO 8601 with a zone, in the future, at most 365 days ahead; "
+                "null or absent: the key does not expire.",
+            },
+        },
+    },
+    "CreatedApiKey": {
+        "type": "object",
+        "required": [*_API_KEY_FIELDS, "key"],
+        "additionalProperties": False,
+        "properties": _API_KEY_FIELDS
+        | {"key": {"type": "string", "pattern": "^llmgen_", "description": "Shown once."}},
+    },
+    "CreateApiKeyResponse": {
+        "type": "object",
+        "required": ["apiKey", "warning"],
+        "additionalProperties": False,
+        "properties": {"apiKey": _ref("CreatedApiKey"), "warning": {"type": "string"}},
+    },
+    "UpdateApiKeyRequest": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {"name": _KEY_NAME, "description": _KEY_DESCRIPTION, "scopes": _KEY_SCOPES},
+    },
+    "ApiKeyResponse": {
+        "type": "object",
+        "required": ["apiKey"],
+        "additionalProperties": False,
+        "properties": {"apiKey": _ref("ApiKey")},
+    },
+}
+
 RESPONSES: dict[str, Any] = {
     "BadRequest": _error(
         "Invalid request: `validation_error`, `invalid_json`, `invalid_characters` or an "
@@ -761,8 +873,10 @@ def _both_flavours(path: str, operations: Any) -> dict[str, Any]:
     jwt_ops, key_ops = operations("WithToken"), operations("WithApiKey")
     for operation in jwt_ops.values():
         operation["security"] = JWT_SECURITY
-    for operation in key_ops.values():
+    for method, operation in key_ops.items():
         operation["security"] = API_KEY_SECURITY
+        if method != "get":  # read-only keys may only read (webapp/api/credentials.py)
+            operation["responses"]["403"] = _error("`insufficient_scope`: a read-only key.")
     return {path: jwt_ops, f"{path}/api": key_ops}
 
 
@@ -818,6 +932,91 @@ def _session_paths() -> dict[str, Any]:
             None,  # an unknown refresh token gets 200 too (RFC 7009, section 2.2)
         ),
     }
+
+
+_KEY_MANAGEMENT_ERRORS = {
+    "403": _error(
+        "`api_key_not_allowed`: the request came with an API key (keys cannot manage keys)."
+    ),
+    "401": _response("Unauthorized"),
+    "429": _response("RateLimited"),
+}
+_KEY_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "description": "The key's `id` (`key_…`).",
+}
+
+
+def _key_management_paths() -> dict[str, Any]:
+    """API keys over the API: JWT only, so no `/api` twins."""
+    body_errors = {
+        "413": _response("PayloadTooLarge"),
+        "415": _response("UnsupportedMediaType"),
+    }
+    collection = {
+        "get": {
+            "operationId": "listApiKeys",
+            "summary": "The caller's API keys (never the secrets)",
+            "responses": {
+                "200": _json(_ref("ApiKeyList"), "Unrevoked keys, newest first."),
+                "400": _error("`validation_error`: an unknown query parameter."),
+                **_KEY_MANAGEMENT_ERRORS,
+            },
+        },
+        "post": {
+            "operationId": "createApiKey",
+            "summary": "Create an API key; the full key is in this answer only",
+            "requestBody": _body("CreateApiKeyRequest", required=True),
+            "responses": {
+                "201": _json(_ref("CreateApiKeyResponse"), "Store `apiKey.key` now."),
+                "400": _error(
+                    "`validation_error`, `invalid_scopes`, `invalid_expiry` or `invalid_json`."
+                ),
+                **_KEY_MANAGEMENT_ERRORS,
+                "403": _error(
+                    "`api_key_not_allowed` (the request came with an API key) or "
+                    "`email_not_verified`."
+                ),
+                "409": _error("`too_many_api_keys`: revoke one first."),
+                **body_errors,
+            },
+        },
+    }
+    item = {
+        "put": {
+            "operationId": "updateApiKey",
+            "summary": "Change a key's name, description or scopes",
+            "parameters": [_KEY_ID],
+            "requestBody": _body("UpdateApiKeyRequest", required=True),
+            "responses": {
+                "200": _json(_ref("ApiKeyResponse"), "The key as it is now."),
+                "400": _error(
+                    "`validation_error`, `invalid_scopes`, `invalid_json` or `invalid_characters`."
+                ),
+                "404": _error("`api_key_not_found`: unknown, revoked or someone else's."),
+                **_KEY_MANAGEMENT_ERRORS,
+                **body_errors,
+            },
+        },
+        "delete": {
+            "operationId": "revokeApiKey",
+            "summary": "Revoke a key: requests with it are refused at once",
+            "parameters": [_KEY_ID],
+            "responses": {
+                "200": _json(_ref("ApiKeyResponse"), "The revoked key (`isActive` false)."),
+                "400": _error("`invalid_characters` in the id."),
+                "404": _error("`api_key_not_found`: unknown, already revoked or someone else's."),
+                **_KEY_MANAGEMENT_ERRORS,
+            },
+        },
+    }
+    for operation in [*collection.values(), *item.values()]:
+        operation["tags"] = ["api-keys"]
+        operation["security"] = JWT_SECURITY
+    return {"/api-keys": collection, "/api-keys/{id}": item}
 
 
 def _public_paths() -> dict[str, Any]:
@@ -877,6 +1076,7 @@ def _document() -> dict[str, Any]:
     paths |= _both_flavours("/credits/history", _credit_history)
     paths |= _service_paths()
     paths |= _both_flavours("/billing/invoices", _invoices)
+    paths |= _key_management_paths()
     return {
         "openapi": "3.1.0",
         "info": {

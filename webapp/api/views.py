@@ -25,6 +25,7 @@ from webapp.api.credentials import (
     require_service_token,
 )
 from webapp.api.errors import ApiError, validation_error
+from webapp.api.key_management import bp as key_management_bp
 from webapp.api.openapi import openapi_document
 from webapp.api.requests import (
     integer_field,
@@ -63,6 +64,8 @@ def _api_limit() -> str:
 # One budget per credential and one per IP, each shared by every endpoint of the API.
 limiter.shared_limit(_api_limit, scope="api-credential", key_func=credential_rate_key)(bp)
 limiter.shared_limit(_api_limit, scope="api-ip", key_func=get_remote_address)(bp)
+# /api-keys: JWT only, so outside dual_route; nested, it shares this blueprint's handlers.
+bp.register_blueprint(key_management_bp)
 
 
 def dual_route(rule: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

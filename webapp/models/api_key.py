@@ -7,11 +7,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from webapp.extensions import db
 from webapp.models.base import UTCDateTime, utcnow
+
+# What a key may do (README "API keys"): `read` keys may only read (GET), `full` keys may also
+# start checkouts and open the portal. Keys made before scopes existed are `full`.
+SCOPE_READ = "read"
+SCOPE_FULL = "full"
+SCOPES = (SCOPE_READ, SCOPE_FULL)
 
 
 class ApiKey(db.Model):
@@ -24,8 +30,13 @@ class ApiKey(db.Model):
     __tablename__ = "api_keys"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # The id the API and the account page show ("key_…"): random, so it reveals neither how many
+    # keys exist nor the ids of other people's keys.
+    public_id: Mapped[str] = mapped_column(String(32), unique=True, index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(60))
+    description: Mapped[str | None] = mapped_column(String(500))
+    scope: Mapped[str] = mapped_column(String(8), server_default=text("'full'"))
     # The first characters of the key ("llmgen_AbCd"), so people can tell their keys apart.
     prefix: Mapped[str] = mapped_column(String(16))
     # Hex SHA-256 of the whole key; requests are looked up by it.
@@ -33,10 +44,20 @@ class ApiKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Optional: after this moment the key is refused (`api_key_expired`).
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        """Neither revoked nor expired: requests with it are answered."""
+        return self.revoked_at is None and not self.is_expired(utcnow())
+
+    @property
+    def scopes(self) -> list[str]:
+        return [self.scope]
 
     def __repr__(self) -> str:
-        return f"<ApiKey {self.id} {self.prefix}… user={self.user_id}>"
+        return f"<ApiKey {self.public_id} {self.prefix}… user={self.user_id}>"
