@@ -9,8 +9,8 @@ from flask import Blueprint, render_template, request, session
 from flask_login import current_user
 
 from webapp import billing, member_cache
-from webapp.billing.low_balance import banner_shown as low_balance_banner_shown
 from webapp.auth.forms import EmptyForm
+from webapp.billing.low_balance import banner_shown as low_balance_banner_shown
 from webapp.billing.trials import had_trial, offered_trial_days
 from webapp.catalog import CYCLES, Catalog, Plan, get_catalog
 from webapp.page_cache import (
