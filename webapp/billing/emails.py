@@ -14,7 +14,8 @@ about the same state, queues nothing new:
 - refund: the invoice and the total refunded on it, which every new refund (or credit note)
   raises; sent by whatever first stores the higher total (any of its events, `charge.refunded`,
   `refund.*`, `credit_note.*`, `invoice.*`, or a checkout's fulfilment), before it commits;
-- receipt: the invoice; credits low: the member and the ledger entry that crossed the line.
+- receipt: the invoice; credits low: the member and the ledger entry that crossed the line
+  (once per downward crossing of the balance, webapp/billing/low_balance.py).
 
 Essential messages are always sent; receipts and "credits low" are not essential: each carries a
 one-click unsubscribe (RFC 8058) that also cancels that kind's pending messages. Nothing is sent
@@ -251,9 +252,11 @@ def _receipt(invoice: Invoice) -> None:
     )
 
 
-def check_credits_low(user_id: int, *, fell: bool) -> None:
-    """Tell the member once each time their balance falls below their threshold; re-arm when it
-    stands at or above it again. The caller holds the member's lock (ledger writers do)."""
+def check_credits_low(user_id: int, *, change: int) -> None:
+    """Tell the member once when this transaction took their balance from at or above their
+    threshold to below it (`change`: the net of its entries for them); re-arm when it stands at
+    or above it again. The caller holds the member's lock (ledger writers do), so the balance
+    read here is the one the entries left (README "Low balance")."""
     user = db.session.get(User, user_id)
     if user is None:
         return
@@ -263,8 +266,8 @@ def check_credits_low(user_id: int, *, fell: bool) -> None:
         if user.credits_low_notified:
             user.credits_low_notified = False  # re-armed for the next crossing
         return
-    if user.credits_low_notified or not fell:
-        return
+    if balance - change < threshold:
+        return  # below before this transaction too (or only a new threshold put it there)
     user.credits_low_notified = True
     last_entry = db.session.scalar(
         select(func.max(CreditEntry.id)).where(CreditEntry.user_id == user_id)
@@ -281,9 +284,9 @@ def check_credits_low(user_id: int, *, fell: bool) -> None:
 
 
 def credits_low_threshold(user: User) -> int:
-    if user.credits_low_threshold is not None:
-        return user.credits_low_threshold
-    return int(current_app.config["CREDITS_LOW_THRESHOLD"])
+    from webapp.billing.low_balance import threshold_of
+
+    return threshold_of(user)
 
 
 def credit_balance(user_id: int) -> int:
@@ -301,14 +304,14 @@ def _before_commit(session: Session) -> None:
     writes: list[LedgerWrite] = session.info.pop(LEDGER_WRITES, None) or []
     if not (refunds or writes) or not has_app_context() or session is not db.session():
         return
-    fell: dict[int, bool] = {}
+    change: dict[int, int] = {}
     for write in writes:
-        fell[write.user_id] = fell.get(write.user_id, False) or write.amount < 0
+        change[write.user_id] = change.get(write.user_id, 0) + write.amount
     with url_context():
         for seen in refunds:
             _refund(seen, writes)
-        for user_id, went_down in sorted(fell.items()):
-            check_credits_low(user_id, fell=went_down)
+        for user_id, net in sorted(change.items()):
+            check_credits_low(user_id, change=net)
 
 
 def _forget(session: Session) -> None:

@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
 from webapp.billing import emails
+from webapp.billing.low_balance import plan_allowance
 from webapp.emails.forms import PreferencesForm
 from webapp.extensions import csrf, db
 from webapp.models import User
@@ -23,23 +24,41 @@ KIND_NAMES = {"receipt": "receipts", "credits_low": "credits-low warnings"}
 @login_required
 def preferences() -> str | Response:
     user = db.session.get(User, current_user.id)
-    form = PreferencesForm(obj=None if request.method == "POST" else user)
+    allowance = plan_allowance(user.id)
+    form = PreferencesForm(
+        obj=None if request.method == "POST" else user, has_plan=allowance is not None
+    )
     if request.method == "GET":
-        form.credits_low_threshold.data = emails.credits_low_threshold(user)
+        percent = user.credits_low_percent
+        form.credits_low_unit.data = "credits" if percent is None else "percent"
+        form.credits_low_threshold.data = (
+            emails.credits_low_threshold(user) if percent is None else percent
+        )
     if form.validate_on_submit():
         for kind, column in emails.OPTIONAL_KINDS.items():
             emails.set_mail_wanted(user, kind, bool(getattr(form, column).data))
-        user.credits_low_threshold = form.credits_low_threshold.data
-        # A new threshold is not a crossing: below it already, the next crossing is told.
-        user.credits_low_notified = emails.credit_balance(user.id) < user.credits_low_threshold
+        _save_threshold(user, form.unit, form.credits_low_threshold.data)
         db.session.commit()
         flash("Your mail preferences are saved.", "success")
         return redirect(url_for("emails.preferences"), code=303)
     status = 400 if request.method == "POST" else 200
     page = render_template(
-        "emails/preferences.html", form=form, balance=emails.credit_balance(user.id)
+        "emails/preferences.html",
+        form=form,
+        balance=emails.credit_balance(user.id),
+        allowance=allowance,
+        threshold=emails.credits_low_threshold(user),
     )
     return page if status == 200 else (page, status)  # type: ignore[return-value]
+
+
+def _save_threshold(user: User, unit: str, value: int) -> None:
+    if unit == "percent":
+        user.credits_low_percent = value  # credits_low_threshold kept for a switch back
+    else:
+        user.credits_low_percent, user.credits_low_threshold = None, value
+    # A new threshold is not a crossing: below it already, the next crossing is told.
+    user.credits_low_notified = emails.credit_balance(user.id) < emails.credits_low_threshold(user)
 
 
 @bp.route("/emails/unsubscribe/<token>", methods=["GET", "POST"])

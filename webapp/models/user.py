@@ -61,6 +61,8 @@ class User(UserMixin, db.Model):
     # (None: the site's CREDITS_LOW_THRESHOLD), and whether it was sent since the balance last
     # stood at or above it (so it is sent once per crossing).
     credits_low_threshold: Mapped[int | None] = mapped_column()
+    # Set instead: the threshold is this percentage of the live plan's monthly credits.
+    credits_low_percent: Mapped[int | None] = mapped_column()
     credits_low_notified: Mapped[bool] = mapped_column(default=False, server_default=false())
     # The non-essential billing mails, each with its one-click unsubscribe (essential ones,
     # such as a failed payment, are always sent).

@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from webapp import billing, member_cache
 from webapp.auth.forms import EmptyForm
+from webapp.billing.low_balance import banner_shown as low_balance_banner_shown
 from webapp.billing.trials import had_trial, offered_trial_days
 from webapp.catalog import CYCLES, Catalog, Plan, get_catalog
 from webapp.page_cache import (
@@ -117,6 +118,7 @@ def _member_page(key: tuple[str | None, ...]) -> str:
         str(trial_eligible()),  # "14-day free trial" only for whoever never had one
         str(current_user.is_editor),
         str(current_user.email_verified_at is None),  # the "please verify" banner
+        str(low_balance_banner_shown(current_user.id)),  # the "credits low" banner
     )
     page = pricing_pages().get_or_render(
         version,
