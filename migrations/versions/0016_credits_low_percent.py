@@ -1,7 +1,7 @@
 """low balance: a member's credits-low threshold may be a share of their plan's monthly credits
 
-Revision ID: 0017
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-29 10:55:00
 
 """
@@ -9,8 +9,8 @@ Create Date: 2026-11-29 10:55:00
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
