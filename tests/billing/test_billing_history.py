@@ -201,5 +201,9 @@ def test_an_invoice_changed_on_another_worker_shows_on_the_cached_account_page(
             {"u": member.user_id},
         )
         db.session.commit()
+    # The `member` fixture holds one app context, so this test's requests share its session;
+    # end that session's read transaction, as a real worker's next request starts afresh
+    # (on SQLite in WAL mode it would keep reading the snapshot from before the refund).
+    db.session.rollback()
     html = eventually(lambda: member.client.get("/account").get_data(as_text=True), "Refunded")
     assert rows(html)[0]["status"] == "Refunded"
