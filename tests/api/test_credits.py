@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.api.api_md import assert_like_api_md
 from tests.api.conftest import Caller, assert_conforms, bearer
 from tests.billing.member import Member
 from tests.conftest import create_user
@@ -43,7 +44,6 @@ API_MD_BALANCE = {
 }
 API_MD_HISTORY_FIELDS = ["id", "type", "amount", "description", "siteId", "createdAt"]
 API_MD_HISTORY = {"transactions": [], "total": 47, "hasMore": True}
-ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 @pytest.fixture
@@ -68,27 +68,6 @@ def balance(client, caller: Caller) -> dict[str, Any]:
 def history(client, caller: Caller, query: str = "") -> dict[str, Any]:
     response = client.get(caller.path("/credits/history") + query, headers=caller.headers)
     return assert_conforms(response, "GET", "/credits/history" + caller.suffix)
-
-
-def assert_like_api_md(actual: Any, example: Any, where: str = "") -> None:
-    """Every field of API.md's example is there, with a value of the same JSON type."""
-    if isinstance(example, dict):
-        assert isinstance(actual, dict), where
-        for key, value in example.items():
-            assert key in actual, f"{where}.{key} missing"
-            assert_like_api_md(actual[key], value, f"{where}.{key}")
-    elif isinstance(example, list):
-        assert isinstance(actual, list), where
-        for item in actual if example else []:
-            assert_like_api_md(item, example[0], f"{where}[]")
-    elif example is None:  # API.md: "siteId is null except on usage that named one"
-        assert actual is None or isinstance(actual, str), where
-    else:
-        assert type(actual) is type(example), f"{where}: {actual!r} is not like {example!r}"
-        if isinstance(example, str) and example.startswith("txn_"):
-            assert re.fullmatch(r"txn_[0-9a-f]{24}", actual), where
-        if isinstance(example, str) and ISO_Z.match(example):
-            assert ISO_Z.match(actual), where
 
 
 def test_replays_api_md_balance_and_history_examples(app, client, caller, user_id):
