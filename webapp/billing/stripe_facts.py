@@ -125,6 +125,8 @@ class InvoiceFacts:
     subtotal: int = 0
     total_discount: int = 0
     total_tax: int = 0
+    # A credit pack's invoice (payment-mode Checkout, `invoice_data.metadata`): the pack's id.
+    pack_id: str | None = None
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -258,6 +260,7 @@ def fetch_invoice_facts(invoice_id: str) -> InvoiceFacts:
         subtotal=invoice.subtotal,
         total_discount=invoice_discount(invoice),
         total_tax=invoice_tax(invoice),
+        pack_id=plain_metadata(invoice.metadata).get("pack_id") or None,
     )
 
 
