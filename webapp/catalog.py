@@ -187,7 +187,8 @@ def _parse_trial(raw: dict[str, Any], monthly_credits: int, where: str) -> tuple
     return days, grant
 
 
-PACK_ID = re.compile(r"^pkg_[a-z0-9_]{1,30}$")
+PACK_ID_PATTERN = r"^pkg_[a-z0-9_]{1,30}$"
+PACK_ID = re.compile(PACK_ID_PATTERN)
 
 
 def _parse_packs(raw_packs: Any, currency: str) -> dict[str, Pack]:

@@ -285,3 +285,82 @@ def test_the_sandbox_refuses_what_stripe_refuses_in_payment_mode(app, logged_in)
                 }
             )
     assert InvalidRequest  # the gateway's own class for these, used by callers
+
+
+def test_a_re_priced_pack_gets_a_new_price_and_the_old_one_is_archived(app, database_url, tmp_path):
+    import shutil
+
+    from tests.conftest import make_app
+    from webapp.catalog import CATALOG_PATH
+    from webapp.extensions import db
+    from webapp.stripe_catalog import sync_catalog
+
+    with app.app_context():
+        old = get_gateway().price_for("pack_pkg_pro")
+    path = tmp_path / "catalog.toml"
+    shutil.copy(CATALOG_PATH, path)
+    path.write_text(path.read_text().replace("price_cents = 1999", "price_cents = 2499"))
+    changed = make_app(database_url, CATALOG_PATH=str(path), SANDBOX_DELIVER_TO_SELF=False)
+    try:
+        with changed.app_context():
+            gateway = get_gateway()
+            catalog = get_catalog()
+            assert any("pack_pkg_pro" in line for line in check_catalog(gateway, catalog))
+            changes = sync_catalog(gateway, catalog)
+            assert any("archived price " + old.id in line for line in changes)
+            gateway.forget_prices()
+            new = gateway.price_for("pack_pkg_pro")
+            assert (new.unit_amount, new.type) == (2499, "one_time") and new.id != old.id
+            assert check_catalog(gateway, catalog) == []
+            assert sync_catalog(gateway, catalog) == []
+    finally:
+        with changed.app_context():
+            db.engine.dispose()
+
+
+# --- the catalog file --------------------------------------------------------------------------
+
+
+def _catalog_with(packs: str):
+    import tomllib
+
+    from webapp.catalog import CATALOG_PATH, parse_catalog
+
+    text = CATALOG_PATH.read_text()
+    text = text[: text.index("[[packs]]")] + packs
+    return parse_catalog(tomllib.loads(text))
+
+
+def test_the_catalog_parses_packs_in_order():
+    catalog = _catalog_with(
+        '[[packs]]\nid = "pkg_b"\nname = "B"\ncredits = 2\nprice_cents = 3\n'
+        '[[packs]]\nid = "pkg_a"\nname = "A"\ncredits = 1\nprice_cents = 1\n'
+    )
+    assert list(catalog.packs) == ["pkg_b", "pkg_a"]
+    pack = catalog.pack("pkg_a")
+    assert (pack.credits, pack.amount_cents, pack.lookup_key) == (1, 1, "pack_pkg_a")
+    assert _catalog_with("").packs == {}
+
+
+@pytest.mark.parametrize(
+    ("packs", "message"),
+    [
+        ('[[packs]]\nid = "gold"\nname = "G"\ncredits = 1\nprice_cents = 1\n', "pkg_name"),
+        ('[[packs]]\nid = "pkg_a"\nname = " "\ncredits = 1\nprice_cents = 1\n', "name"),
+        ('[[packs]]\nid = "pkg_a"\nname = "A"\ncredits = 0\nprice_cents = 1\n', "positive"),
+        ('[[packs]]\nid = "pkg_a"\nname = "A"\ncredits = 1\nprice_cents = -5\n', "positive"),
+        ('[[packs]]\nid = "pkg_a"\nname = "A"\ncredits = 1.5\nprice_cents = 1\n', "integer"),
+        ('[[packs]]\nid = "pkg_a"\nname = "A"\nprice_cents = 1\n', "missing 'credits'"),
+        (
+            '[[packs]]\nid = "pkg_a"\nname = "A"\ncredits = 1\nprice_cents = 1\n' * 2,
+            "appears twice",
+        ),
+    ],
+)
+def test_the_catalog_refuses_bad_packs(packs, message):
+    from webapp.catalog import CatalogError, UnknownPack
+
+    with pytest.raises(CatalogError, match=message):
+        _catalog_with(packs)
+    with pytest.raises(UnknownPack):
+        _catalog_with("").pack("pkg_pro")
