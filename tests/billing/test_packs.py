@@ -147,6 +147,17 @@ def test_a_subscriber_can_buy_a_pack_too(app, client, logged_in):
     assert balance(app) == 1000 + 100
 
 
+def test_each_success_page_knows_only_its_own_kind_of_session(app, client, logged_in):
+    from tests.billing_helpers import subscribe
+
+    pack_session = buy_pack(client, "pkg_starter")
+    plan_session = subscribe(client, "starter", "monthly")
+    assert client.get(f"/checkout/success?session_id={pack_session}").status_code == 404
+    assert client.get(f"/checkout/pack/success?session_id={plan_session}").status_code == 404
+    assert client.get("/checkout/pack/success?session_id=cs_nope").status_code == 404
+    assert client.get("/checkout/pack/success?session_id=nope").status_code == 404
+
+
 def test_someone_elses_pack_session_is_404(app, client, logged_in):
     session_id = buy_pack(client)
     client.post("/logout", data={"csrf_token": csrf_token(client, "/account")})
@@ -364,3 +375,25 @@ def test_the_catalog_refuses_bad_packs(packs, message):
         _catalog_with(packs)
     with pytest.raises(UnknownPack):
         _catalog_with("").pack("pkg_pro")
+
+
+@pytest.mark.parametrize("config_overrides", [{"SANDBOX_DELIVER_TO_SELF": False}])
+def test_async_payment_succeeded_grants_through_the_same_function(app, client, logged_in):
+    """`checkout.session.async_payment_succeeded` (a delayed payment method) re-reads the
+    session as `completed` does; the sandbox pays by card only, so its event is the completed
+    one's payload under the other type, as Stripe sends the same session object."""
+    from tests.billing_helpers import post_event
+
+    session_id = buy_pack(client)
+    assert ledger(app) == []  # nothing delivered yet
+    [completed] = [
+        e
+        for e in sandbox_events(app, ("checkout.session.completed",))
+        if e["data"]["object"]["id"] == session_id
+    ]
+    async_event = {**completed, "id": completed["id"] + "_async"}
+    async_event["type"] = "checkout.session.async_payment_succeeded"
+    assert post_event(client, async_event).status_code == 200
+    assert [r[:3] for r in ledger(app)] == [(500, "purchase", f"pack:{session_id}")]
+    assert post_event(client, completed).status_code == 200
+    assert len(ledger(app)) == 1

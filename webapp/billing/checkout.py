@@ -268,7 +268,8 @@ def fulfil_checkout(session_id: str, *, user_id: int) -> Fulfilment:
     row = db.session.scalar(
         select(CheckoutSession).where(CheckoutSession.stripe_session_id == session_id)
     )
-    if row is None or row.user_id != user_id:
+    # A credit pack's session has its own success page (billing/packs.py).
+    if row is None or row.user_id != user_id or row.cycle == "pack":
         raise CheckoutNotFound("No such checkout session.")
     plan = get_catalog().plan(row.plan_id)
     facts = fetch_checkout_facts(session_id)
