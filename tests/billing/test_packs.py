@@ -94,9 +94,10 @@ def test_buy_credits_on_the_pricing_and_account_pages(app, client, logged_in):
             assert f'value="{pack.id}"' in html and pack.name in html
 
 
-def test_logged_out_visitors_see_packs_with_a_log_in_link(client):
+def test_logged_out_visitors_see_packs_that_lead_to_log_in(client):
     html = client.get("/pricing").get_data(as_text=True)
-    assert "Log in to buy" in html and 'action="/checkout/pack"' not in html
+    assert 'href="/login?next=/account" aria-label="Buy Pro Pack (with an account)"' in html
+    assert 'action="/checkout/pack"' not in html
 
 
 def test_pack_checkout_needs_login_and_csrf(app, client, auth, user_id):
