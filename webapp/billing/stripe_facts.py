@@ -146,7 +146,8 @@ def price_facts(price: Any) -> PriceFacts | None:
         # A price made before sync wrote metadata: its lookup key still says what it is for.
         plan_id, _, cycle = price.lookup_key.rpartition("_")
     if plan_id not in get_catalog().plans or cycle not in CYCLES:
-        log.warning("price %s is not one of the catalog's plans", price.id)
+        if not metadata.get("pack_id"):  # a credit pack's price is expected here, and buys no plan
+            log.warning("price %s is not one of the catalog's plans", price.id)
         plan_id = cycle = None
     return PriceFacts(price.id, plan_id, cycle, price.unit_amount)
 
