@@ -36,8 +36,10 @@ def run(app: Flask, *args: str):
 def test_sync_twice_changes_nothing_the_second_time(app: Flask):
     first = run(app, "sync-catalog")
     assert first.exit_code == 0, first.output
-    assert first.output.count("created product") == 4
-    assert first.output.count("created price") == 8
+    # Four plans with two prices each, and each credit pack with its one-time price.
+    packs = len(app.extensions["catalog"].packs)
+    assert first.output.count("created product") == 4 + packs
+    assert first.output.count("created price") == 8 + packs
     second = run(app, "sync-catalog")
     assert second.exit_code == 0
     assert "no changes" in second.output and "created" not in second.output
@@ -122,8 +124,9 @@ def test_processes_syncing_at_once_create_each_price_once(app: Flask, database_u
     assert errors == []
     with app.app_context():
         gateway = get_gateway()
-        assert len(gateway.list_prices(active=True)) == 8
-        assert len(gateway.list_products()) == 4
+        packs = len(app.extensions["catalog"].packs)
+        assert len(gateway.list_prices(active=True)) == 8 + packs
+        assert len(gateway.list_products()) == 4 + packs
     for one in others:
         with one.app_context():
             db.engine.dispose()

@@ -121,7 +121,8 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
     _problems, by_plan, by_key = _differences(gateway, catalog)
     products = gateway.list_products()
     gateway.update_product(products[0].id, metadata=plain_metadata(products[0].metadata))
-    prices = gateway.list_prices(active=True)
+    # The plans' recurring prices (the packs' one-time prices are exercised below).
+    prices = [p for p in gateway.list_prices(active=True) if p.recurring is not None]
     config_id = gateway.managed_portal_configuration_id(PORTAL_MARKER)
     assert config_id
     desired = desired_portal_configuration(catalog, by_plan, by_key)
@@ -137,6 +138,16 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
         metadata={"plan_id": "spare", "cycle": "monthly"},
     )
     gateway.archive_price(spare.id)
+    # A one-time price (credit packs: no `recurring`).
+    one_time = gateway.create_price(
+        product_id=products[0].id,
+        unit_amount=1,
+        currency="usd",
+        interval=None,
+        lookup_key="params_spare_once",
+        metadata={"pack_id": "pkg_spare"},
+    )
+    gateway.archive_price(one_time.id)
     gateway.create_product(name="Spare", metadata={"spare": "1"})
     # Promotion codes.
     coupon = gateway.create_coupon(percent_off=20, duration="once", name="20% off")
@@ -181,6 +192,23 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
         cancellation_details={"comment": "Closing the account."},
     )
     # Sessions and customers.
+    # A credit pack's payment-mode session, with the terms checkbox (billing/packs.py).
+    gateway.create_pack_checkout_session(
+        customer_id=customer_id,
+        price_id=gateway.price_for("pack_pkg_pro").id,
+        user_id=member.user_id,
+        pack_id="pkg_pro",
+        credits=500,
+        pack_name="Pro Pack",
+        success_url="http://localhost/checkout/pack/success?session_id={CHECKOUT_SESSION_ID}",
+        cancel_url="http://localhost/account",
+        idempotency_key="params-pack-session",
+        option_params={
+            k: v
+            for k, v in _all_options.session_params(terms_url="http://localhost/terms").items()
+            if k in ("consent_collection", "custom_text")
+        },
+    )
     session = gateway.create_checkout_session(
         customer_id=customer_id,
         price_id=prices[0].id,

@@ -8,6 +8,7 @@ The numbers here are the truth for money: pages, the API and Stripe all come fro
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,25 @@ class CatalogError(ValueError):
 
 class UnknownPlan(LookupError):
     """A plan id or billing cycle that the catalog does not sell."""
+
+
+class UnknownPack(LookupError):
+    """A credit pack id that the catalog does not sell."""
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A one-time purchase of `credits` for `amount_cents` (README, "Credit packs")."""
+
+    id: str
+    name: str
+    credits: int
+    amount_cents: int
+    currency: str
+
+    @property
+    def lookup_key(self) -> str:
+        return f"pack_{self.id}"
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,13 @@ class Catalog:
     policy: PlanChangePolicy
     # `[checkout]`: the checkout options of each environment (see webapp/checkout_options.py).
     checkout: dict[str, CheckoutOptions] = field(default_factory=dict, compare=False)
+    # `[[packs]]`: credit packs in the file's order (none is fine).
+    packs: dict[str, Pack] = field(default_factory=dict)
+
+    def pack(self, pack_id: object) -> Pack:
+        if not isinstance(pack_id, str) or pack_id not in self.packs:
+            raise UnknownPack(f"unknown credit pack {pack_id!r}")
+        return self.packs[pack_id]
 
     def plan(self, plan_id: str) -> Plan:
         try:
@@ -160,6 +187,33 @@ def _parse_trial(raw: dict[str, Any], monthly_credits: int, where: str) -> tuple
     return days, grant
 
 
+PACK_ID_PATTERN = r"^pkg_[a-z0-9_]{1,30}$"
+PACK_ID = re.compile(PACK_ID_PATTERN)
+
+
+def _parse_packs(raw_packs: Any, currency: str) -> dict[str, Pack]:
+    if not isinstance(raw_packs, list):
+        raise CatalogError("catalog: packs must be a list of [[packs]] tables")
+    packs: dict[str, Pack] = {}
+    for index, raw in enumerate(raw_packs):
+        where = f"packs[{index}]"
+        pack_id = _require(raw, "id", str, where)
+        if not PACK_ID.match(pack_id):
+            raise CatalogError(f"{where}: id must look like pkg_name (a-z, 0-9, _): {pack_id!r}")
+        if pack_id in packs:
+            raise CatalogError(f"{where}: pack {pack_id!r} appears twice")
+        where = f"pack {pack_id!r}"
+        name = _require(raw, "name", str, where).strip()
+        credits = _require(raw, "credits", int, where)
+        cents = _require(raw, "price_cents", int, where)
+        if not name:
+            raise CatalogError(f"{where}: name must not be empty")
+        if credits <= 0 or cents <= 0:
+            raise CatalogError(f"{where}: credits and price_cents must be positive")
+        packs[pack_id] = Pack(pack_id, name, credits, cents, currency)
+    return packs
+
+
 def parse_catalog(data: dict[str, Any]) -> Catalog:
     """Validate a parsed catalog file; raise CatalogError naming the first problem."""
     currency = _require(data, "currency", str, "catalog")
@@ -185,7 +239,8 @@ def parse_catalog(data: dict[str, Any]) -> Catalog:
         checkout = parse_checkout_settings(data.get("checkout"))
     except CheckoutOptionsError as exc:
         raise CatalogError(str(exc)) from None
-    return Catalog(currency, {plan.id: plan for plan in plans}, page, policy, checkout)
+    packs = _parse_packs(data.get("packs", []), currency)
+    return Catalog(currency, {plan.id: plan for plan in plans}, page, policy, checkout, packs)
 
 
 def load_catalog(path: Path = CATALOG_PATH) -> Catalog:

@@ -20,7 +20,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from webapp.catalog import Catalog, Price, get_catalog
+from webapp.catalog import Catalog, Pack, Price, get_catalog
 from webapp.stripe_gateway import (
     PaymentProviderError,
     StripeGateway,
@@ -115,6 +115,7 @@ def _metadata_matches(stripe_price, price: Price) -> bool:
 def check_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
     """Every difference between the catalog and Stripe; empty when they agree."""
     problems, products, by_key = _differences(gateway, catalog)
+    problems += _pack_differences(gateway, catalog)[0]
     if problems:
         return problems  # the portal configuration is checked against a catalog Stripe sells
     return _portal_differences(gateway, catalog, products, by_key)[0]
@@ -123,9 +124,103 @@ def check_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
 def sync_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
     """Create or fix products, prices and the portal configuration until Stripe matches the
     catalog; returns the changes."""
-    changes = _sync_prices(gateway, catalog)
+    changes = _sync_prices(gateway, catalog) + _sync_packs(gateway, catalog)
     _problems, products, by_key = _differences(gateway, catalog)
     return changes + _sync_portal(gateway, catalog, products, by_key)
+
+
+# --- credit packs: one product and one one-time price each -------------------------------------
+
+
+def _pack_metadata(pack: Pack) -> dict[str, str]:
+    return {"pack_id": pack.id}
+
+
+def _pack_products(gateway: StripeGateway) -> dict[str, Any]:
+    found = {}
+    for product in gateway.list_products():
+        pack_id = plain_metadata(product.metadata).get("pack_id")
+        if pack_id and product.active:
+            found[pack_id] = product
+    return found
+
+
+def _pack_price_matches(stripe_price: Any, pack: Pack, product_id: str) -> bool:
+    return (
+        stripe_price.unit_amount == pack.amount_cents
+        and stripe_price.currency == pack.currency
+        and stripe_price.product == product_id
+        and stripe_price.recurring is None  # a one-time price (`type` "one_time")
+        and _pack_metadata(pack).items() <= plain_metadata(stripe_price.metadata).items()
+    )
+
+
+def _pack_differences(
+    gateway: StripeGateway, catalog: Catalog
+) -> tuple[list[str], Products, PricesByKey]:
+    if not catalog.packs:
+        return [], {}, {}
+    products = _pack_products(gateway)
+    keys = [pack.lookup_key for pack in catalog.packs.values()]
+    by_key = {p.lookup_key: p for p in gateway.list_prices(lookup_keys=keys, active=True)}
+    problems = []
+    for pack in catalog.packs.values():
+        product, price = products.get(pack.id), by_key.get(pack.lookup_key)
+        if product is None:
+            problems.append(f"pack {pack.id}: no product on Stripe")
+        elif product.name != pack.name:
+            problems.append(f"pack {pack.id}: product name is {product.name!r}, not {pack.name!r}")
+        if price is None:
+            problems.append(f"price {pack.lookup_key}: no active price on Stripe")
+        elif product is None or not _pack_price_matches(price, pack, product.id):
+            problems.append(
+                f"price {pack.lookup_key}: Stripe charges {price.unit_amount} {price.currency}"
+                f" ({price.type}), catalog says {pack.amount_cents} {pack.currency} once"
+            )
+    return problems, products, by_key
+
+
+def _sync_packs(gateway: StripeGateway, catalog: Catalog) -> list[str]:
+    """Each pack's product and one-time price; a changed amount makes a new price that takes
+    over the lookup key, as plan prices do."""
+    problems, products, by_key = _pack_differences(gateway, catalog)
+    report = CatalogReport()
+    if not problems:
+        return report.changes
+    for pack in catalog.packs.values():
+        product = products.get(pack.id)
+        if product is None:
+            product = gateway.create_product(
+                name=pack.name,
+                metadata=_pack_metadata(pack),
+                idempotency_key=f"catalog-product-{pack.id}",
+            )
+            report.add(f"created product {product.id} for pack {pack.id}")
+        elif product.name != pack.name:
+            product = gateway.update_product(product.id, name=pack.name)
+            report.add(f"renamed product {product.id} to {pack.name!r}")
+        existing = by_key.get(pack.lookup_key)
+        if existing is not None and _pack_price_matches(existing, pack, product.id):
+            continue
+        created = gateway.create_price(
+            product_id=product.id,
+            unit_amount=pack.amount_cents,
+            currency=pack.currency,
+            interval=None,
+            lookup_key=pack.lookup_key,
+            metadata=_pack_metadata(pack),
+            transfer_lookup_key=existing is not None,
+            idempotency_key=(
+                f"catalog-price-{pack.lookup_key}-{pack.amount_cents}-"
+                f"{existing.id if existing is not None else 'first'}"
+            ),
+        )
+        report.add(f"created price {created.id} ({pack.lookup_key}, {pack.amount_cents} once)")
+        if existing is not None:
+            gateway.archive_price(existing.id)
+            report.add(f"archived price {existing.id} ({pack.lookup_key})")
+    gateway.forget_prices()
+    return report.changes
 
 
 def _sync_price(

@@ -145,7 +145,8 @@ def catalog_products(gateway: StripeGateway) -> list[dict[str, Any]]:
     prices = gateway.client.v1.prices.list(params={"active": True, "limit": 100}).data
     by_product: dict[str, list[str]] = {}
     for price in prices:
-        if price.lookup_key:
+        # The plans' recurring prices: a credit pack's one-time price is no portal offer.
+        if price.lookup_key and price.recurring is not None:
             by_product.setdefault(price.product, []).append(price.id)
     return [{"product": product, "prices": ids} for product, ids in by_product.items()]
 

@@ -67,6 +67,7 @@ def render_account() -> str:
         company=company_details(current_user.id),
         countries=COUNTRIES,
         form=EmptyForm(),
+        packs=list(get_catalog().packs.values()),
     )
 
 

@@ -10,7 +10,7 @@ import copy
 from functools import cache
 from typing import Any
 
-from webapp.catalog import CYCLES, PLAN_IDS
+from webapp.catalog import CYCLES, PACK_ID_PATTERN, PLAN_IDS, load_catalog
 from webapp.models.billing import CREDIT_TYPES
 
 # Every `error.code` the API can answer with; clients may rely on these staying the same.
@@ -23,6 +23,7 @@ ERROR_CODES = {
         "unpaired surrogate."
     ),
     "invalid_plan": "planId is not one of the plans we sell.",
+    "invalid_package": "packageId is not one of the credit packs we sell.",
     "invalid_billing_cycle": "billingCycle is not `monthly` or `yearly`.",
     "invalid_redirect_url": "successUrl, cancelUrl or returnUrl is not an allowed absolute URL.",
     "subscription_exists": "The user already has a subscription; change plans in the portal.",
@@ -240,6 +241,59 @@ SCHEMAS: dict[str, Any] = {
             "sessionId": {"type": "string", "pattern": "^cs_"},
             "url": {"type": "string", "format": "uri", "description": "Redirect the user here."},
             "plan": _ref("CheckoutPlan"),
+        },
+    },
+    "CreditPackage": {
+        "type": "object",
+        "required": ["id", "name", "credits", "priceCents"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": PACK_ID_PATTERN},
+            "name": {"type": "string"},
+            "credits": {"type": "integer", "minimum": 1},
+            "priceCents": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "Charged once, in cents (USD).",
+            },
+        },
+    },
+    "CreditPackages": {
+        "type": "object",
+        "required": ["packages"],
+        "additionalProperties": False,
+        "properties": {"packages": {"type": "array", "items": _ref("CreditPackage")}},
+    },
+    "CreditCheckoutRequest": {
+        "type": "object",
+        "required": ["packageId"],
+        "additionalProperties": False,
+        "properties": {
+            "packageId": {
+                "type": "string",
+                # The packs of the catalog file in the repository (reviewed like code, as the
+                # plan ids are); a deployment's own CATALOG_PATH may sell others.
+                "enum": list(load_catalog().packs),
+                "description": "A package's `id` from `GET /credits/packages`.",
+            },
+            "successUrl": _redirect_url(
+                "Where Stripe sends the user after paying (default: the account dashboard with "
+                "`?credits=purchased`). Must be an absolute http(s) URL on an allowed host."
+            ),
+            "cancelUrl": _redirect_url(
+                "Where Stripe sends the user on cancel (default: the account dashboard with "
+                "`?credits=canceled`). Must be an absolute http(s) URL on an allowed host."
+            ),
+        },
+    },
+    "CreditCheckoutResponse": {
+        "type": "object",
+        "required": ["sessionId", "url", "package"],
+        "additionalProperties": False,
+        "properties": {
+            "sessionId": {"type": "string", "pattern": "^cs_"},
+            "url": {"type": "string", "format": "uri", "description": "Redirect the user here."},
+            "package": _ref("CreditPackage"),
         },
     },
     "Subscription": {
@@ -756,6 +810,45 @@ def _credits(flavour: str) -> dict[str, Any]:
     }
 
 
+def _credit_packages(flavour: str) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": f"listCreditPackages{flavour}",
+            "summary": "The credit packs on sale (one-time purchases)",
+            "tags": ["credits"],
+            "responses": {
+                "200": _json(_ref("CreditPackages"), "In the catalog's order."),
+                **_common_errors(body=False),
+            },
+        }
+    }
+
+
+def _credit_checkout(flavour: str) -> dict[str, Any]:
+    return {
+        "post": {
+            "operationId": f"createCreditCheckout{flavour}",
+            "summary": "Start a Stripe Checkout session for a credit pack",
+            "description": "Redirect the user to `url`. No subscription is needed. Once Stripe "
+            "confirms the payment the pack's credits are added exactly once (a `purchase` "
+            "entry in `GET /credits/history`); a refund takes them back pro rata.",
+            "tags": ["credits"],
+            "requestBody": _body("CreditCheckoutRequest", required=True),
+            "responses": {
+                "200": _json(_ref("CreditCheckoutResponse"), "The session to redirect to."),
+                "400": _error(
+                    "`invalid_package`, `invalid_redirect_url`, `validation_error` or "
+                    "`invalid_json`."
+                ),
+                "409": _error("`checkout_in_progress`: another checkout start is under way."),
+                **_common_errors(body=True),
+                "502": _response("PaymentProviderUnavailable"),
+                "503": _response("ServiceUnavailable"),
+            },
+        }
+    }
+
+
 def _credit_history(flavour: str) -> dict[str, Any]:
     return {
         "get": {
@@ -1074,6 +1167,8 @@ def _document() -> dict[str, Any]:
     paths |= _both_flavours("/subscriptions/portal", _portal)
     paths |= _both_flavours("/credits/balance", _credits)
     paths |= _both_flavours("/credits/history", _credit_history)
+    paths |= _both_flavours("/credits/packages", _credit_packages)
+    paths |= _both_flavours("/credits/checkout", _credit_checkout)
     paths |= _service_paths()
     paths |= _both_flavours("/billing/invoices", _invoices)
     paths |= _key_management_paths()
@@ -1083,7 +1178,8 @@ def _document() -> dict[str, Any]:
             "title": "LLMGen subscription API",
             "version": "1.0.0",
             "description": "Subscribe to a plan through Stripe Checkout, read the current "
-            "subscription, open the billing portal, read credits and the billing history. "
+            "subscription, open the billing portal, buy credit packs, read credits and the "
+            "billing history. "
             "Every authenticated endpoint exists twice: the plain path takes a JWT access token "
             "from `/auth/login` (refreshed at `/auth/refresh`) or `/auth/token`, the same path "
             "with `/api` appended takes an API key "

@@ -9,7 +9,7 @@ from webapp.api.refresh_tokens import TokenPair
 from webapp.billing import CreditSummary
 from webapp.billing.history import HistoryPage, history_status
 from webapp.billing.usage import CreditPage, LedgerAnswer
-from webapp.catalog import Catalog, Plan, Price
+from webapp.catalog import Catalog, Pack, Plan, Price
 from webapp.models import CreditEntry, Invoice, Subscription, User
 from webapp.plan_copy import PublishedCopy
 
@@ -111,6 +111,16 @@ def public_plan(plan: Plan, copy: PublishedCopy) -> dict[str, Any]:
 def plans(catalog: Catalog, copy: PublishedCopy) -> dict[str, Any]:
     ordered = sorted(catalog.plans.values(), key=lambda p: copy.plan(p.id)["display_order"])
     return {"currency": catalog.currency, "plans": [public_plan(p, copy) for p in ordered]}
+
+
+def pack(pack: Pack) -> dict[str, Any]:
+    """A credit pack as API.md's `GET /credits/packages` shows it."""
+    return {
+        "id": pack.id,
+        "name": pack.name,
+        "credits": pack.credits,
+        "priceCents": pack.amount_cents,
+    }
 
 
 def credit_entry(entry: CreditEntry) -> dict[str, Any]:

@@ -41,7 +41,7 @@ from webapp.auth.limits import spend_login_attempt
 from webapp.auth.views import authenticate
 from webapp.billing import usage
 from webapp.billing.history import MAX_PER_PAGE, invoice_history
-from webapp.catalog import CYCLES, UnknownPlan, get_catalog
+from webapp.catalog import CYCLES, UnknownPack, UnknownPlan, get_catalog
 from webapp.extensions import csrf, limiter
 from webapp.models import User
 from webapp.models.billing import CREDIT_TYPES
@@ -205,11 +205,13 @@ def logout() -> Response:
 # --- Subscriptions ----------------------------------------------------------------------------
 
 
-def _redirect_url(body: dict[str, Any], field: str, default_endpoint: str) -> str:
+def _redirect_url(
+    body: dict[str, Any], field: str, default_endpoint: str, **default_args: str
+) -> str:
     """`body[field]` if it points at an allowed host, else the site's default page."""
     value = string_field(body, field)
     if value is None:
-        return public_url(default_endpoint)
+        return public_url(default_endpoint, **default_args)
     allowed = current_app.config["ALLOWED_REDIRECT_HOSTS"] or [public_host()]
     if not is_allowed_redirect_url(value, allowed):
         raise ApiError(
@@ -298,6 +300,40 @@ def credits_history() -> Response:
         raise validation_error(f"type must be one of: {', '.join(CREDIT_TYPES)}.")
     page = usage.credit_history(api_user().id, limit=limit, offset=offset, entry_type=entry_type)
     return jsonify(presenters.credit_history(page))
+
+
+# --- Credit packs -------------------------------------------------------------------------------
+
+
+@dual_route("/credits/packages", methods=["GET"])
+def credit_packages() -> Response:
+    return jsonify(packages=[presenters.pack(pack) for pack in get_catalog().packs.values()])
+
+
+@dual_route("/credits/checkout", methods=["POST"])
+def credits_checkout() -> Response:
+    """A Checkout Session for one pack; no subscription needed. By default the buyer comes
+    back to the account page with `?credits=purchased` or `?credits=canceled`; the webhook
+    grants the credits (README, "Credit packs")."""
+    body = json_object({"packageId", "successUrl", "cancelUrl"})
+    package_id = string_field(body, "packageId", required=True) or ""
+    if package_id not in get_catalog().packs:
+        raise ApiError(
+            400,
+            "invalid_package",
+            f"Unknown packageId. Choose one of: {', '.join(get_catalog().packs)}.",
+        )
+    success_url = _redirect_url(body, "successUrl", "account.index", credits="purchased")
+    cancel_url = _redirect_url(body, "cancelUrl", "account.index", credits="canceled")
+    try:
+        started = billing.start_pack_checkout(
+            api_user(), package_id, success_url=success_url, cancel_url=cancel_url
+        )
+    except UnknownPack:  # the catalog changed between our check and billing's: same answer
+        raise ApiError(400, "invalid_package", "Unknown packageId.") from None
+    return jsonify(
+        sessionId=started.session_id, url=started.url, package=presenters.pack(started.pack)
+    )
 
 
 # --- Recording usage (our generation service only) --------------------------------------------

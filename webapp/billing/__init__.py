@@ -11,7 +11,7 @@ Modules: `checkout` (customers, Checkout Sessions, the success page), `subscript
 `invoices` (our copies of Stripe's), `credits` (the ledger, settled to what invoices bought; the
 arithmetic in `credit_months`), `duplicates` (one live subscription per user), `stripe_facts`
 (reading Stripe), `sync` (read, then apply), `leases` (locks held across Stripe calls) and
-`events` (webhooks, each applied at most once).
+`events` (webhooks, each applied at most once), `packs` (credit packs, bought once each).
 """
 
 from webapp.billing.base import (
@@ -32,6 +32,7 @@ from webapp.billing.checkout import (
 )
 from webapp.billing.credits import CreditSummary, credit_summary, grant_due_credits
 from webapp.billing.events import EventOutcome, failed_event_ids, process_event, replay_event
+from webapp.billing.packs import PackCheckoutStart, fulfil_pack_checkout, start_pack_checkout
 from webapp.billing.subscriptions import (
     create_portal_session,
     has_access,
@@ -51,12 +52,14 @@ __all__ = [
     "EventOutcome",
     "Fulfilment",
     "NoBillingAccount",
+    "PackCheckoutStart",
     "SubscriptionExists",
     "create_portal_session",
     "credit_summary",
     "ensure_customer",
     "failed_event_ids",
     "fulfil_checkout",
+    "fulfil_pack_checkout",
     "grant_due_credits",
     "has_access",
     "latest_subscription",
@@ -65,4 +68,5 @@ __all__ = [
     "recent_duplicates",
     "replay_event",
     "start_checkout",
+    "start_pack_checkout",
 ]

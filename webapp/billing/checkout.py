@@ -202,7 +202,10 @@ def _reuse_or_expire_open_session(
     now = utcnow()
     open_sessions = db.session.scalars(
         select(CheckoutSession).where(
-            CheckoutSession.user_id == user_id, CheckoutSession.status == "open"
+            CheckoutSession.user_id == user_id,
+            CheckoutSession.status == "open",
+            # A credit pack's checkout (billing/packs.py) is no plan checkout: it stays open.
+            CheckoutSession.cycle != "pack",
         )
     ).all()
     for row in open_sessions:
@@ -265,7 +268,8 @@ def fulfil_checkout(session_id: str, *, user_id: int) -> Fulfilment:
     row = db.session.scalar(
         select(CheckoutSession).where(CheckoutSession.stripe_session_id == session_id)
     )
-    if row is None or row.user_id != user_id:
+    # A credit pack's session has its own success page (billing/packs.py).
+    if row is None or row.user_id != user_id or row.cycle == "pack":
         raise CheckoutNotFound("No such checkout session.")
     plan = get_catalog().plan(row.plan_id)
     facts = fetch_checkout_facts(session_id)
@@ -285,6 +289,29 @@ def fulfil_checkout(session_id: str, *, user_id: int) -> Fulfilment:
     if facts.status == "complete":
         return Fulfilment("processing", plan, 0)
     return Fulfilment(facts.status, plan, 0)
+
+
+def record_session_status(session_id: str, status: str, terms_accepted: bool) -> None:
+    """Our row of a session (a plan's or a pack's) follows Stripe's status; the terms consent
+    is stamped once."""
+    db.session.execute(
+        update(CheckoutSession)
+        .where(
+            CheckoutSession.stripe_session_id == session_id,
+            CheckoutSession.status != "complete",
+        )
+        .values(status=status)
+    )
+    if terms_accepted:
+        # The first to see it (success page or webhook) stamps the time; the other keeps it.
+        db.session.execute(
+            update(CheckoutSession)
+            .where(
+                CheckoutSession.stripe_session_id == session_id,
+                CheckoutSession.terms_accepted_at.is_(None),
+            )
+            .values(terms_accepted_at=utcnow())
+        )
 
 
 def fetch_checkout_facts(session_id: str) -> CheckoutFacts:
@@ -315,24 +342,7 @@ def fetch_checkout_facts(session_id: str) -> CheckoutFacts:
 
 def apply_checkout_facts(facts: CheckoutFacts) -> None:
     """Record the session's status and, once paid, its subscription, invoice and credits."""
-    db.session.execute(
-        update(CheckoutSession)
-        .where(
-            CheckoutSession.stripe_session_id == facts.session_id,
-            CheckoutSession.status != "complete",
-        )
-        .values(status=facts.status)
-    )
-    if facts.terms_accepted:
-        # The first to see it (success page or webhook) stamps the time; the other keeps it.
-        db.session.execute(
-            update(CheckoutSession)
-            .where(
-                CheckoutSession.stripe_session_id == facts.session_id,
-                CheckoutSession.terms_accepted_at.is_(None),
-            )
-            .values(terms_accepted_at=utcnow())
-        )
+    record_session_status(facts.session_id, facts.status, facts.terms_accepted)
     if facts.invoice is not None:
         apply_invoice_state(facts.invoice)
     elif facts.subscription is not None:

@@ -15,6 +15,7 @@ from webapp.billing.base import LIVE_STATUSES, call_stripe, dig, id_of
 from webapp.billing.checkout import CheckoutFacts, apply_checkout_facts, fetch_checkout_facts
 from webapp.billing.company import apply_customer_details, fetch_customer_details
 from webapp.billing.credits import Cause, settle_subscription
+from webapp.billing.packs import PackFacts, apply_pack_facts, fetch_pack_facts, is_pack_session
 from webapp.billing.stripe_facts import SubscriptionFacts, invoice_of_payment
 from webapp.billing.sync import (
     InvoiceState,
@@ -40,8 +41,18 @@ def _object(event: dict) -> dict[str, Any]:
     return event["data"]["object"]
 
 
-def _fetch_session(event: dict) -> CheckoutFacts:
-    return fetch_checkout_facts(_object(event)["id"])
+def _fetch_session(event: dict) -> CheckoutFacts | PackFacts:
+    session = _object(event)
+    if is_pack_session(session):
+        return fetch_pack_facts(session["id"])
+    return fetch_checkout_facts(session["id"])
+
+
+def _apply_session(facts: CheckoutFacts | PackFacts) -> None:
+    if isinstance(facts, PackFacts):
+        apply_pack_facts(facts)
+    else:
+        apply_checkout_facts(facts)
 
 
 def _fetch_subscription(event: dict) -> SubscriptionFacts:
@@ -151,7 +162,7 @@ class EventHandler:
     apply: Callable[[Any], None]
 
 
-_SESSION = EventHandler(_fetch_session, apply_checkout_facts)
+_SESSION = EventHandler(_fetch_session, _apply_session)
 _SUBSCRIPTION = EventHandler(_fetch_subscription, _apply_subscription)
 _SCHEDULE = EventHandler(_fetch_scheduled_subscription, _apply_subscription)
 _INVOICE = EventHandler(_fetch_invoice, _apply_invoice_for(None))

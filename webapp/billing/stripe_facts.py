@@ -125,6 +125,8 @@ class InvoiceFacts:
     subtotal: int = 0
     total_discount: int = 0
     total_tax: int = 0
+    # A credit pack's invoice (payment-mode Checkout, `invoice_data.metadata`): the pack's id.
+    pack_id: str | None = None
 
 
 # --- prices ------------------------------------------------------------------------------------
@@ -144,7 +146,8 @@ def price_facts(price: Any) -> PriceFacts | None:
         # A price made before sync wrote metadata: its lookup key still says what it is for.
         plan_id, _, cycle = price.lookup_key.rpartition("_")
     if plan_id not in get_catalog().plans or cycle not in CYCLES:
-        log.warning("price %s is not one of the catalog's plans", price.id)
+        if not metadata.get("pack_id"):  # a credit pack's price is expected here, and buys no plan
+            log.warning("price %s is not one of the catalog's plans", price.id)
         plan_id = cycle = None
     return PriceFacts(price.id, plan_id, cycle, price.unit_amount)
 
@@ -258,6 +261,7 @@ def fetch_invoice_facts(invoice_id: str) -> InvoiceFacts:
         subtotal=invoice.subtotal,
         total_discount=invoice_discount(invoice),
         total_tax=invoice_tax(invoice),
+        pack_id=plain_metadata(invoice.metadata).get("pack_id") or None,
     )
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from webapp.billing.credits import Cause, settle_subscription
 from webapp.billing.duplicates import resolve_duplicates
 from webapp.billing.invoices import store_invoice
+from webapp.billing.packs import settle_pack_invoice
 from webapp.billing.stripe_facts import (
     InvoiceFacts,
     SubscriptionFacts,
@@ -73,7 +74,9 @@ def apply_invoice_state(state: InvoiceState, cause: Cause | None = None) -> None
         store_subscription(state.subscription, user_id)
         grant_trial_credits(state.subscription, user_id)
     if facts.subscription_id is None:
-        return  # not a subscription invoice: nothing it bought is ours to grant
+        # Not a subscription invoice: a credit pack's, if it bought one (billing/packs.py).
+        settle_pack_invoice(facts, user_id, cause.kind if cause else None)
+        return
     store_invoice(facts, user_id)
     settle_subscription(facts.subscription_id, user_id, cause=cause)
 

@@ -7,3 +7,9 @@ from wtforms import HiddenField
 class CheckoutForm(FlaskForm):
     plan = HiddenField()
     cycle = HiddenField()
+
+
+class PackCheckoutForm(FlaskForm):
+    """ "Buy" on a credit pack (pricing and account pages): the pack's id."""
+
+    pack = HiddenField()

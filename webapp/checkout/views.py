@@ -10,8 +10,8 @@ from werkzeug.wrappers import Response
 
 from webapp import billing
 from webapp.billing.trials import trial_days_for
-from webapp.catalog import CYCLES, UnknownPlan, get_catalog, get_checkout_options
-from webapp.checkout.forms import CheckoutForm
+from webapp.catalog import CYCLES, UnknownPack, UnknownPlan, get_catalog, get_checkout_options
+from webapp.checkout.forms import CheckoutForm, PackCheckoutForm
 from webapp.stripe_gateway import PaymentProviderError
 from webapp.urls import public_url
 
@@ -111,6 +111,58 @@ def success() -> str | tuple[str, int]:
         next_url = url_for("checkout.success", session_id=session_id, refresh=refreshes + 1)
         return render_template("checkout/processing.html", result=result, refresh_url=next_url)
     return render_template("checkout/processing.html", result=result, refresh_url=None)
+
+
+# --- credit packs (billing/packs.py) -------------------------------------------------------------
+
+
+@bp.post("/pack")
+@login_required
+def start_pack() -> Response | tuple[str, int]:
+    """ "Buy" on a credit pack: Stripe Checkout for it. No subscription needed."""
+    form = PackCheckoutForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        started = billing.start_pack_checkout(
+            current_user,
+            form.pack.data,
+            success_url=public_url("checkout.pack_success") + "?session_id={CHECKOUT_SESSION_ID}",
+            cancel_url=public_url("account.index", credits="canceled"),
+        )
+    except UnknownPack:
+        return render_template("checkout/unknown_pack.html"), 400
+    except billing.CheckoutBusy:
+        flash("Your checkout is already being prepared in another tab. Please try again.", "info")
+        return redirect(url_for("account.index"), code=303)
+    except billing.CatalogMismatch as exc:
+        return render_template("errors/503.html", status=503, message=exc.message), 503
+    except PaymentProviderError as exc:
+        log.warning("pack checkout for user %s failed: %s", current_user.id, exc)
+        return render_template("errors/502.html", status=502), 502
+    return redirect(started.url, code=303)
+
+
+@bp.get("/pack/success")
+@login_required
+def pack_success() -> str | tuple[str, int]:
+    """Where Stripe sends a pack's buyer: fulfils as the webhook does, and says so."""
+    session_id = request.args.get("session_id", "")
+    refreshes = request.args.get("refresh", "0")
+    refreshes = int(refreshes) if refreshes.isdigit() else 0
+    if not session_id.startswith("cs_") or len(session_id) > 255:
+        abort(404)
+    try:
+        result = billing.fulfil_pack_checkout(session_id, user_id=current_user.id)
+    except billing.CheckoutNotFound:
+        abort(404)
+    except PaymentProviderError as exc:
+        log.warning("pack success page for %s: payment provider error: %s", session_id, exc)
+        return render_template("errors/502.html", status=502), 502
+    refresh_url = None
+    if result.status in ("processing", "open") and refreshes < MAX_SUCCESS_REFRESHES:
+        refresh_url = url_for("checkout.pack_success", session_id=session_id, refresh=refreshes + 1)
+    return render_template("checkout/pack_success.html", result=result, refresh_url=refresh_url)
 
 
 @bp.get("/cancel")

@@ -83,6 +83,7 @@ def render_pricing(copy: PublishedCopy, **extra: Any) -> str:
         faq=catalog.policy.faq(copy.page.get("faq", [])),
         cycle=cycle,
         highlight=highlight if highlight in catalog.plans else None,
+        packs=list(catalog.packs.values()),
         **visitor_context(),
         **extra,
     )

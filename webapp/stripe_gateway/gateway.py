@@ -149,23 +149,27 @@ class StripeGateway:
         product_id: str,
         unit_amount: int,
         currency: str,
-        interval: str,
+        interval: str | None,
         lookup_key: str,
         metadata: dict[str, str],
         transfer_lookup_key: bool = False,
         idempotency_key: str | None = None,
     ) -> stripe.Price:
+        """A recurring price per `interval`, or with `interval` None a one-time price (a
+        credit pack): Stripe makes a price without `recurring` `type=one_time`."""
+        params: dict[str, Any] = {
+            "product": product_id,
+            "unit_amount": unit_amount,
+            "currency": currency,
+            "lookup_key": lookup_key,
+            "transfer_lookup_key": transfer_lookup_key,
+            "metadata": metadata,
+        }
+        if interval is not None:
+            params["recurring"] = {"interval": interval}
         with self._calling("create_price"):
             return self.client.v1.prices.create(
-                params={
-                    "product": product_id,
-                    "unit_amount": unit_amount,
-                    "currency": currency,
-                    "recurring": {"interval": interval},  # type: ignore[typeddict-item]
-                    "lookup_key": lookup_key,
-                    "transfer_lookup_key": transfer_lookup_key,
-                    "metadata": metadata,
-                },
+                params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": idempotency_key} if idempotency_key else None,
             )
 
@@ -264,6 +268,49 @@ class StripeGateway:
             "success_url": success_url,
             "cancel_url": cancel_url,
             **options,
+        }
+        with self._calling("create_checkout_session"):
+            return self.client.v1.checkout.sessions.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": idempotency_key},
+            )
+
+    def create_pack_checkout_session(
+        self,
+        *,
+        customer_id: str,
+        price_id: str,
+        user_id: int,
+        pack_id: str,
+        credits: int,
+        pack_name: str,
+        success_url: str,
+        cancel_url: str,
+        idempotency_key: str,
+        option_params: dict[str, Any] | None = None,
+    ) -> stripe.checkout.Session:
+        """A payment-mode session for one credit pack, with a paid invoice made after payment
+        (`invoice_creation`: "Generate a post-purchase Invoice for one-time payments", SDK
+        params/checkout/_session_create_params.py) so the buyer gets a receipt and refunds
+        reach the pack through the invoice, as they reach a plan's credits."""
+        # What was bought, as it was at checkout: fulfilment grants this (billing/packs.py).
+        metadata = {
+            "user_id": str(user_id),
+            "pack_id": pack_id,
+            "credits": str(credits),
+            "pack_name": pack_name,
+        }
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "customer": customer_id,
+            "client_reference_id": str(user_id),
+            "line_items": [{"price": price_id, "quantity": 1}],
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata},
+            "invoice_creation": {"enabled": True, "invoice_data": {"metadata": metadata}},
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            **(option_params or {}),
         }
         with self._calling("create_checkout_session"):
             return self.client.v1.checkout.sessions.create(

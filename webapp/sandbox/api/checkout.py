@@ -38,16 +38,28 @@ SESSION_CREATE = {
     "customer_update": {"address": SCALAR, "name": SCALAR, "shipping": SCALAR},
     "locale": SCALAR,
     "ui_mode": SCALAR,
+    # Payment mode (SDK params/checkout/_session_create_params.py).
+    "invoice_creation": {
+        "enabled": SCALAR,
+        "invoice_data": {"metadata": MAP, "description": SCALAR, "footer": SCALAR},
+    },
+    "payment_intent_data": {"metadata": MAP, "description": SCALAR},
 }
 
 
 @route("/v1/checkout/sessions", "POST", SESSION_CREATE)
 def create_checkout_session(call: Call) -> dict[str, Any]:
     params, store = call.params, call.store
+    if params.get("mode") == "payment":
+        return _create_payment_session(call)
     if params.get("mode") != "subscription":
         raise invalid(
-            "The sandbox supports only `mode=subscription` Checkout Sessions.", param="mode"
+            "The sandbox supports only `mode=subscription` and `mode=payment` Checkout Sessions.",
+            param="mode",
         )
+    for key in ("invoice_creation", "payment_intent_data"):
+        if key in params:
+            raise invalid(f"You can only use `{key}` in `payment` mode.", param=key)
     if params.get("customer") and params.get("customer_email"):
         raise invalid(
             "You may only specify one of these parameters: customer, customer_email.",
@@ -140,6 +152,97 @@ def create_checkout_session(call: Call) -> dict[str, Any]:
         session["tax_id_collection"] = tax_id_collection
     # With automatic tax and a customer who has an address, the tax shows from the start.
     operations.update_session_totals(store, session, price["unit_amount"] * quantity)
+    store.save(session)
+    return session
+
+
+def _create_payment_session(call: Call) -> dict[str, Any]:
+    """A payment-mode session: one one-time price, paid once; with `invoice_creation` a paid
+    invoice after payment (SDK params/checkout/_session_create_params.py: "Generate a
+    post-purchase Invoice for one-time payments"; `payment_intent_data` "A subset of parameters
+    to be passed to PaymentIntent creation for Checkout Sessions in `payment` mode").
+
+    The sandbox supports the subset the site uses: an existing customer, card payments, an
+    invoice (always asked for, so refunds reach what the payment bought through it), the terms
+    checkbox. Subscription-only parameters are refused, as Stripe refuses them.
+    """
+    params, store = call.params, call.store
+    for key in ("subscription_data", "payment_method_collection"):
+        if key in params:
+            raise invalid(f"You can not pass `{key}` in `payment` mode.", param=key)
+    unsupported = [
+        key
+        for key in ("allow_promotion_codes", "automatic_tax", "tax_id_collection", "customer_email")
+        if key in params
+    ]
+    if unsupported:
+        raise invalid(
+            f"The sandbox does not support `{unsupported[0]}` in `payment` mode.",
+            param=unsupported[0],
+        )
+    if not params.get("customer"):
+        raise invalid("The sandbox's payment mode needs `customer`.", param="customer")
+    store.get("customer", params["customer"], param="customer")
+    creation = params.get("invoice_creation") or {}
+    if not as_bool(creation.get("enabled", False), "invoice_creation[enabled]"):
+        raise invalid(
+            "The sandbox supports payment mode with `invoice_creation[enabled]=true` only.",
+            param="invoice_creation[enabled]",
+        )
+    line_items = params.get("line_items") or []
+    if len(line_items) != 1:
+        raise invalid("Provide exactly one line item with a one-time price.", param="line_items")
+    price = store.get("price", line_items[0].get("price"), param="line_items[0][price]")
+    if not price["active"]:
+        raise invalid(f"The price `{price['id']}` is not active.", param="line_items[0][price]")
+    if price["type"] != "one_time":
+        raise invalid(
+            "You specified `payment` mode but passed a recurring price. Either switch to "
+            "`subscription` mode or use only one-time prices.",
+            param="line_items[0][price]",
+        )
+    quantity = as_int(line_items[0].get("quantity", 1), "line_items[0][quantity]")
+    if not params.get("success_url"):
+        raise invalid("Missing required param: success_url.", param="success_url")
+    now = store.now()
+    consent_collection, custom_text = _consent_params(params)
+    data = creation.get("invoice_data") or {}
+    subtotal = price["unit_amount"] * quantity
+    session_id = new_id("cs_test_", 58)
+    session = objects.checkout_session(
+        now,
+        session_id=session_id,
+        url=f"{call.public_base}sandbox/checkout/{session_id}",
+        mode="payment",
+        amount_subtotal=subtotal,
+        amount_total=subtotal,
+        payment_method_collection=None,
+        cancel_url=params.get("cancel_url"),
+        consent_collection=consent_collection,
+        custom_text=custom_text,
+        client_reference_id=params.get("client_reference_id"),
+        currency=price["currency"],
+        customer=params["customer"],
+        locale=params.get("locale"),
+        metadata=merge_metadata(params.get("metadata")),
+        success_url=params["success_url"].replace("{CHECKOUT_SESSION_ID}", session_id),
+        invoice_creation={
+            "enabled": True,
+            "invoice_data": {
+                "account_tax_ids": None,
+                "custom_fields": None,
+                "description": data.get("description"),
+                "footer": data.get("footer"),
+                "issuer": None,
+                "metadata": merge_metadata(data.get("metadata")),
+                "rendering_options": None,
+            },
+        },
+        _line_items=[{"price": price["id"], "quantity": quantity}],
+        _payment_intent_metadata=merge_metadata(
+            (params.get("payment_intent_data") or {}).get("metadata")
+        ),
+    )
     store.save(session)
     return session
 

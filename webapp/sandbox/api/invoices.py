@@ -35,7 +35,12 @@ def list_invoices(call: Call) -> dict[str, Any]:
         if not invoice.get("_preview")
     ]
     if sub := call.params.get("subscription"):
-        items = [i for i in items if i["parent"]["subscription_details"]["subscription"] == sub]
+        # An invoice of no subscription (a payment-mode Checkout's) has `parent` null.
+        items = [
+            i
+            for i in items
+            if ((i["parent"] or {}).get("subscription_details") or {}).get("subscription") == sub
+        ]
     if status := call.params.get("status"):
         items = [item for item in items if item["status"] == status]
     return paginate(call, items)

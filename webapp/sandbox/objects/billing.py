@@ -156,6 +156,23 @@ def line_spec(
     }
 
 
+def one_time_line(invoice_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A line of an invoice with no subscription: an invoice item's (`ii_…`), whose `parent`
+    is `invoice_item_details` (SDK `_invoice_line_item.py`, Parent.InvoiceItemDetails)."""
+    line = invoice_line(invoice_id, "", spec)
+    line["parent"] = {
+        "invoice_item_details": {
+            "invoice_item": spec["invoice_item"] or new_id("ii_"),
+            "proration": False,
+            "proration_details": {"credited_items": None},
+            "subscription": None,
+        },
+        "subscription_item_details": None,
+        "type": "invoice_item_details",
+    }
+    return line
+
+
 def invoice_line(invoice_id: str, subscription_id: str, spec: dict[str, Any]) -> dict[str, Any]:
     """An invoice line as stored; `views` fills in what Stripe shows live (`metadata`).
 
@@ -210,13 +227,27 @@ def invoice(
     *,
     invoice_id: str,
     customer_obj: dict[str, Any],
-    subscription_obj: dict[str, Any],
+    subscription_obj: dict[str, Any] | None,
     billing_reason: str,
     lines: list[dict[str, Any]],
     period_start: int,
     period_end: int,
 ) -> dict[str, Any]:
+    """An invoice; with `subscription_obj` None one of no subscription (`parent` null, as a
+    payment-mode Checkout Session's post-payment invoice has)."""
     total = sum(line["amount"] for line in lines)
+    parent = (
+        {
+            "quote_details": None,
+            "subscription_details": {
+                "metadata": subscription_obj["metadata"],
+                "subscription": subscription_obj["id"],
+            },
+            "type": "subscription_details",
+        }
+        if subscription_obj is not None
+        else None
+    )
     number = f"{customer_obj['invoice_prefix']}-{customer_obj['next_invoice_sequence']:04d}"
     return {
         "id": invoice_id,
@@ -245,7 +276,7 @@ def invoice(
         "billing_reason": billing_reason,
         "collection_method": "charge_automatically",
         "created": now,
-        "currency": subscription_obj["currency"],
+        "currency": subscription_obj["currency"] if subscription_obj else lines[0]["currency"],
         "custom_fields": None,
         "customer": customer_obj["id"],
         "customer_account": None,
@@ -277,14 +308,7 @@ def invoice(
         "next_payment_attempt": None,
         "number": number,
         "on_behalf_of": None,
-        "parent": {
-            "quote_details": None,
-            "subscription_details": {
-                "metadata": subscription_obj["metadata"],
-                "subscription": subscription_obj["id"],
-            },
-            "type": "subscription_details",
-        },
+        "parent": parent,
         "payment_settings": {
             "default_mandate": None,
             "payment_method_options": None,

@@ -207,7 +207,8 @@ def _other_open_invoices(store: Store, sub: dict[str, Any], except_id: str) -> b
     return any(
         invoice["status"] == "open"
         and invoice["id"] != except_id
-        and invoice["parent"]["subscription_details"]["subscription"] == sub["id"]
+        and ((invoice["parent"] or {}).get("subscription_details") or {}).get("subscription")
+        == sub["id"]
         for invoice in store.query("invoice", customer=sub["customer"])
     )
 

@@ -1,4 +1,4 @@
-"""Paying a hosted Checkout Session (subscription mode), and letting unpaid ones expire."""
+"""Paying a hosted Checkout Session (subscription or payment mode); expiring unpaid ones."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from webapp.sandbox.operations.cards import (
     AUTHENTICATION_REQUIRED,
     CardError,
     attach_card,
+    card_failure,
     check_card,
     needs_authentication,
 )
@@ -22,7 +23,12 @@ from webapp.sandbox.operations.discounts import (
     find_promotion_code,
     redeem,
 )
-from webapp.sandbox.operations.invoicing import create_invoice, period_line
+from webapp.sandbox.operations.invoicing import (
+    create_invoice,
+    finalize_invoice,
+    period_line,
+    product_name,
+)
 from webapp.sandbox.operations.payments import pay_invoice
 from webapp.sandbox.operations.tax import (
     check_address,
@@ -32,7 +38,7 @@ from webapp.sandbox.operations.tax import (
     session_collects_address,
     update_session_totals,
 )
-from webapp.sandbox.store import Store, diff
+from webapp.sandbox.store import Store, diff, new_id
 from webapp.sandbox.wire import StripeAPIError
 
 
@@ -114,6 +120,8 @@ def pay_checkout_session(
         if card_number is not None
         else None
     )
+    if session["mode"] == "payment":
+        return _pay_one_time(store, session, customer, pm, authenticated=authenticated)
     price = session_price(store, session)
     now = store.now()
     sub = objects.subscription(
@@ -171,6 +179,85 @@ def pay_checkout_session(
         customer=customer["id"],
         subscription=sub["id"],
         invoice=invoice["id"],
+        customer_details={
+            **objects.customer_details(customer["email"]),
+            **(session.get("customer_details") or {}),
+            "email": customer["email"],
+        },
+        url=None,
+    )
+    if requires_terms(session):
+        session["consent"] = {"promotions": None, "terms_of_service": "accepted"}
+    store.save(session)
+    store.emit("checkout.session.completed", session)
+    return session
+
+
+def _pay_one_time(
+    store: Store,
+    session: dict[str, Any],
+    customer: dict[str, Any],
+    pm: dict[str, Any],
+    *,
+    authenticated: bool,
+) -> dict[str, Any]:
+    """Pay a payment-mode session: one PaymentIntent and its Charge, and with
+    `invoice_creation.enabled` a post-purchase invoice, paid by that payment ("Generate a
+    post-purchase Invoice for one-time payments", SDK params/checkout/_session_create_params.py;
+    docs.stripe.com/payments/checkout/receipts). Its lines are the session's, its metadata
+    `invoice_data.metadata`; the session shows `payment_intent` and `invoice`.
+
+    Assumption: the sandbox makes the invoice first and collects it with the session's
+    PaymentIntent, so a refund of that payment finds the invoice through its InvoicePayment as
+    for any invoice; Stripe sends `invoice.paid` after `checkout.session.completed` too.
+    """
+    failure = card_failure(pm)
+    if failure is not None:
+        code, decline_code, message = failure
+        raise CardError(message, code, decline_code)
+    price = session_price(store, session)
+    quantity = session["_line_items"][0]["quantity"]
+    now = store.now()
+    invoice_id = new_id("in_")
+    spec = objects.line_spec(
+        description=product_name(store, price),
+        amount=price["unit_amount"] * quantity,
+        price=price,
+        quantity=quantity,
+        start=now,
+        end=now,
+        item_id="",
+    )
+    invoice = objects.invoice(
+        now,
+        invoice_id=invoice_id,
+        customer_obj=customer,
+        subscription_obj=None,
+        billing_reason="manual",
+        lines=[objects.one_time_line(invoice_id, spec)],
+        period_start=now,
+        period_end=now,
+    )
+    creation = session.get("invoice_creation") or {}
+    invoice["metadata"] = dict((creation.get("invoice_data") or {}).get("metadata") or {})
+    invoice["description"] = (creation.get("invoice_data") or {}).get("description")
+    invoice["ending_balance"] = customer["balance"]  # Checkout's payment pays it, not the balance
+    customer["next_invoice_sequence"] += 1
+    store.save(customer)
+    store.save(invoice)
+    store.emit("invoice.created", invoice)
+    finalize_invoice(store, invoice)
+    pi = store.get("payment_intent", invoice["_payment_intent"])
+    pi.update(metadata=dict(session.get("_payment_intent_metadata") or {}), description=None)
+    store.save(pi)
+    if not pay_invoice(store, invoice, pm, off_session=False, authenticated=authenticated):
+        raise CardError("Your card was declined.", "card_declined", "generic_decline")
+    session.update(
+        status="complete",
+        payment_status="paid",
+        customer=customer["id"],
+        payment_intent=pi["id"],
+        invoice=invoice_id,
         customer_details={
             **objects.customer_details(customer["email"]),
             **(session.get("customer_details") or {}),

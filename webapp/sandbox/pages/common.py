@@ -75,6 +75,8 @@ class PromotionCodeForm(FlaskForm):
 
 
 def cycle(price: dict[str, Any]) -> str:
+    if price["recurring"] is None:
+        return "one-time"  # a one-time price: a payment-mode session's
     return CYCLE_NAMES.get(price["recurring"]["interval"], price["recurring"]["interval"])
 
 
