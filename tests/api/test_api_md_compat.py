@@ -68,6 +68,16 @@ HISTORY = {
 }
 # "`{userId, amount, description, siteId?, idempotencyKey}` → 200 with the new balance, or 402
 # `{"error": {"code": "insufficient_credits", …}, "balance": …, "needed": …}`"
+# "`{"packages": [{"id": "pkg_pro", "name": "Pro Pack", "credits": 500, "priceCents": 1999}]}`"
+PACKAGES = {"packages": [{"id": "pkg_pro", "name": "Pro Pack", "credits": 500, "priceCents": 1999}]}
+# "Response 200: `{"sessionId": "cs_…", "url": "…", "package": {"id", "name", "credits",
+# "priceCents"}}`" (field types as in the packages example)
+PACK_CHECKOUT = {
+    "sessionId": "cs_…",
+    "url": "https://…",
+    "package": {"id": "pkg_pro", "name": "Pro Pack", "credits": 500, "priceCents": 1999},
+}
+PACK_EXACT = frozenset({"package.id", "package.name", "package.credits", "package.priceCents"})
 USAGE_OK = {"balance": 450}
 USAGE_REFUSED = {
     "error": {"code": "insufficient_credits", "message": "…"},
@@ -252,11 +262,16 @@ REPLAYS = [
         lambda: NO_SUBSCRIPTION,
         frozenset({"hasSubscription"}),
     ),
-    # Credit packs (branch issue-packs) go here, from API.md's "GET /credits/packages" and
-    # "POST /credits/checkout" sections, e.g.
-    #   Replay("GET /credits/packages", "GET", "/credits/packages", None, 200, lambda: {...}),
-    #   Replay("POST /credits/checkout", "POST", "/credits/checkout", {"packageId": "pkg_pro"},
-    #          200, lambda: {...}),
+    Replay("GET /credits/packages", "GET", "/credits/packages", None, 200, lambda: PACKAGES),
+    Replay(
+        "POST /credits/checkout",
+        "POST",
+        "/credits/checkout",
+        {"packageId": "pkg_pro"},
+        200,
+        lambda: PACK_CHECKOUT,
+        PACK_EXACT,
+    ),
 ]
 
 
