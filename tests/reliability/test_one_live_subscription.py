@@ -38,6 +38,13 @@ def gunicorn(app, database_url, tmp_path) -> Iterator[str]:
         "WEB_CONCURRENCY": "4",
         "RATELIMIT_ENABLED": "false",
         "SANDBOX_WEBHOOK_DELIVERY": "thread",
+        # The server runs as development, whose Checkout asks for the terms box, a billing
+        # address and offers a card-less trial; these tabs pay with a card alone, as in test.
+        "CHECKOUT_CONSENT_COLLECTION": "false",
+        "CHECKOUT_AUTOMATIC_TAX": "false",
+        "CHECKOUT_TAX_ID_COLLECTION": "false",
+        "CHECKOUT_BILLING_ADDRESS_COLLECTION": "false",
+        "CHECKOUT_FREE_TRIALS": "false",
     }
     with serve(settings, tmp_path / "gunicorn.log") as url:
         yield url
