@@ -24,43 +24,12 @@ from sqlalchemy import select
 
 from webapp.billing.base import BillingError, call_stripe, dig
 from webapp.billing.checkout import ensure_customer
-from webapp.countries import COUNTRIES
+from webapp.countries import COUNTRIES, EU_COUNTRIES
 from webapp.extensions import db
 from webapp.models import CompanyDetails, User
 from webapp.models.base import utcnow
 from webapp.stripe_gateway import InvalidRequest, get_gateway
 
-EU_COUNTRIES = frozenset(
-    [
-        "AT",
-        "BE",
-        "BG",
-        "CY",
-        "CZ",
-        "DE",
-        "DK",
-        "EE",
-        "ES",
-        "FI",
-        "FR",
-        "GR",
-        "HR",
-        "HU",
-        "IE",
-        "IT",
-        "LT",
-        "LU",
-        "LV",
-        "MT",
-        "NL",
-        "PL",
-        "PT",
-        "RO",
-        "SE",
-        "SI",
-        "SK",
-    ]
-)
 # The VAT number's country prefix where it is not the ISO code (Greece writes EL).
 VAT_PREFIX = {"GR": "EL"}
 # Stripe's documented examples (docs.stripe.com/billing/customer/tax-ids): the number after

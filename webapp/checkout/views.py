@@ -90,14 +90,19 @@ def start() -> Response | tuple[str, int]:
     return begin_checkout(form.plan.data, form.cycle.data)
 
 
+def _success_args() -> tuple[str, int]:
+    """The session id (404 unless it looks like one) and the page's own refresh count."""
+    session_id = request.args.get("session_id", "")
+    refreshes = request.args.get("refresh", "0")
+    if not session_id.startswith("cs_") or len(session_id) > 255:
+        abort(404)
+    return session_id, int(refreshes) if refreshes.isdigit() else 0
+
+
 @bp.get("/success")
 @login_required
 def success() -> str | tuple[str, int]:
-    session_id = request.args.get("session_id", "")
-    refreshes = request.args.get("refresh", "0")
-    refreshes = int(refreshes) if refreshes.isdigit() else 0
-    if not session_id.startswith("cs_") or len(session_id) > 255:
-        abort(404)
+    session_id, refreshes = _success_args()
     try:
         result = billing.fulfil_checkout(session_id, user_id=current_user.id)
     except billing.CheckoutNotFound:
@@ -147,11 +152,7 @@ def start_pack() -> Response | tuple[str, int]:
 @login_required
 def pack_success() -> str | tuple[str, int]:
     """Where Stripe sends a pack's buyer: fulfils as the webhook does, and says so."""
-    session_id = request.args.get("session_id", "")
-    refreshes = request.args.get("refresh", "0")
-    refreshes = int(refreshes) if refreshes.isdigit() else 0
-    if not session_id.startswith("cs_") or len(session_id) > 255:
-        abort(404)
+    session_id, refreshes = _success_args()
     try:
         result = billing.fulfil_pack_checkout(session_id, user_id=current_user.id)
     except billing.CheckoutNotFound:

@@ -37,6 +37,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from webapp.countries import EU_COUNTRIES
 from webapp.sandbox.store import Store, new_id
 from webapp.sandbox.wire import StripeAPIError
 
@@ -55,37 +56,6 @@ RATES: dict[str, Decimal] = {
     "NL": Decimal(21),
 }
 
-EU_COUNTRIES = frozenset(
-    [
-        "AT",
-        "BE",
-        "BG",
-        "CY",
-        "CZ",
-        "DE",
-        "DK",
-        "EE",
-        "ES",
-        "FI",
-        "FR",
-        "GR",
-        "HR",
-        "HU",
-        "IE",
-        "IT",
-        "LT",
-        "LU",
-        "LV",
-        "MT",
-        "NL",
-        "PL",
-        "PT",
-        "RO",
-        "SE",
-        "SI",
-        "SK",
-    ]
-)
 
 # The tax id types the sandbox accepts, with the format of their values (Stripe's examples:
 # docs.stripe.com/billing/customer/tax-ids, "Supported tax ID types": DE123456789,
