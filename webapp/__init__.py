@@ -68,7 +68,16 @@ def configure_logging(app: Flask, warnings: list[str]) -> None:
 
 
 def register_extensions(app: Flask) -> None:
-    from webapp import catalog, database, emails, mail, member_cache, stripe_gateway, throttle
+    from webapp import (
+        catalog,
+        database,
+        emails,
+        jobs,
+        mail,
+        member_cache,
+        stripe_gateway,
+        throttle,
+    )
     from webapp.extensions import compress, csrf, limiter, login_manager, migrate
 
     catalog.init_app(app)
@@ -83,6 +92,7 @@ def register_extensions(app: Flask) -> None:
     mail.init_app(app)  # the outbox's delivery hook, its command and the dev mailbox
     emails.init_app(app)  # billing mail: its pages, and the credits-low check on ledger writes
     compress.init_app(app)
+    jobs.init_app(app)  # the job engine: Celery on JOBS_BROKER_URL, in-process without one
 
 
 def register_blueprints(app: Flask) -> None:

@@ -199,6 +199,10 @@ class Config:
         # in production, where every worker must count against the same limits).
         self.REDIS_URL = env.get("REDIS_URL", "")
         self.RATELIMIT_STORAGE_URI = self.REDIS_URL or "memory://"
+        # Background jobs (webapp/jobs): a Redis URL for Celery's broker. Unset: every job runs
+        # in-process when it is queued, as a single process would (make run, the tests).
+        self.JOBS_BROKER_URL = env.get("JOBS_BROKER_URL", "")
+        self.JOBS_QUEUE = env.get("JOBS_QUEUE", "llmgen")
         self.RATELIMIT_KEY_PREFIX = env.get("RATELIMIT_KEY_PREFIX", "")
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         self.RATELIMIT_HEADERS_ENABLED = True
