@@ -17,6 +17,7 @@ from webapp.extensions import db
 from webapp.jobs.scheduled import reconcile_events, resync_subscriptions
 from webapp.models import CreditEntry, Subscription, WebhookEvent
 
+
 def ledger(event_id: str) -> list[str]:
     return list(db.session.scalars(select(WebhookEvent.status).where(WebhookEvent.id == event_id)))
 
