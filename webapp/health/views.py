@@ -44,7 +44,7 @@ def readyz() -> tuple[Response, int]:
 
 
 def _jobs_check() -> str:
-    """ "ok", or which scheduled jobs are overdue (their workers or scheduler are down, or they
+    """The schedules' state: ok, or the overdue jobs (their workers or beat are down, or they
     keep failing). Only with a broker: without one the schedules run by `flask jobs run-due`,
     which nothing promises to keep running in development."""
     try:

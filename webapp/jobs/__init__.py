@@ -51,6 +51,7 @@ def registered_jobs() -> dict[str, JobSpec]:
 
 
 def init_app(app: Flask) -> Celery:
+    from webapp.jobs.cli import jobs_cli
     from webapp.jobs.schedules import beat_schedule
 
     for module in JOB_MODULES:
@@ -62,9 +63,7 @@ def init_app(app: Flask) -> Celery:
     # The schedules (webapp/jobs/schedules.py): run by a worker started with --beat.
     celery.conf.beat_schedule = beat_schedule()
     app.extensions["celery"] = celery
-    from webapp.jobs.cli import jobs_cli
-
-    app.cli.add_command(jobs_cli)
+    app.cli.add_command(jobs_cli)  # flask jobs status|run|run-due|worker
     return celery
 
 
