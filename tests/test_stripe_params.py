@@ -248,6 +248,10 @@ def _exercise(app: Flask, gateway: StripeGateway) -> None:
     gateway.update_customer_details(customer_id, name=None, address=None)
     gateway.customer_is_deleted(customer_id)
     gateway.delete_customer(customer_id)
+    # Reconciliation (billing.reconcile): the events since a moment, and the undelivered ones.
+    types = ["invoice.paid", "customer.subscription.updated"]
+    assert list(gateway.list_events(created_after=0, types=types))
+    list(gateway.list_events(created_after=0, types=types, undelivered_only=True))
     try:
         gateway.price_for("no_such_key")
     except InvalidRequest:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import CursorResult, ScalarSelect, insert, select, update
+from sqlalchemy import CursorResult, ScalarSelect, delete, insert, select, update
 
 from webapp.api.tokens import AccessToken, issue_access_token
 from webapp.extensions import db
@@ -231,3 +231,32 @@ def family_is_live(family_id: str) -> bool:
         select(RefreshTokenFamily.revoked_at).where(RefreshTokenFamily.id == family_id)
     ).first()
     return revoked is not None and revoked[0] is None
+
+
+def delete_expired_families() -> int:
+    """Delete the families none of whose refresh tokens can still be used (every one past its
+    expiry), with their tokens; how many families went. Commits.
+
+    A whole family goes or none of it: a token's children cascade with it (`parent_id`), so
+    deleting an expired parent alone would take its live child along. A family whose newest
+    token expired has issued no access token for longer than an access token lives, so
+    nothing that still works names it; a reused expired token is refused as unknown instead of
+    as reused, which is the same answer to its holder.
+    """
+    now = utcnow()
+    usable = (
+        select(RefreshToken.id)
+        .where(RefreshToken.family_id == RefreshTokenFamily.id, RefreshToken.expires_at > now)
+        .exists()
+    )
+    # A family is written with its first token in one transaction; the age guard keeps one
+    # being written now out of reach all the same.
+    settled = RefreshTokenFamily.created_at < now - _lifetime()
+    doomed = list(db.session.scalars(select(RefreshTokenFamily.id).where(settled, ~usable)))
+    for start in range(0, len(doomed), 500):
+        chunk = doomed[start : start + 500]
+        # Children before parents needs no ordering: the whole family's rows go in one statement.
+        db.session.execute(delete(RefreshToken).where(RefreshToken.family_id.in_(chunk)))
+        db.session.execute(delete(RefreshTokenFamily).where(RefreshTokenFamily.id.in_(chunk)))
+    db.session.commit()
+    return len(doomed)

@@ -347,3 +347,22 @@ def apply_checkout_facts(facts: CheckoutFacts) -> None:
         apply_invoice_state(facts.invoice)
     elif facts.subscription is not None:
         apply_subscription_state(facts.subscription)
+
+
+def expire_lapsed_checkouts() -> int:
+    """Mark open Checkout Sessions past their `expires_at` (Stripe's time) as expired; how many.
+
+    Stripe expires them itself and says so with `checkout.session.expired`; this catches the
+    ones whose event never came, so a next checkout and account deletion do not ask Stripe to
+    expire them again. Rows are kept, never deleted: the number of a member's sessions is part
+    of the next one's idempotency key (`_idempotency_key`), and a completed one holds the
+    member's consent to the terms.
+    """
+    now = from_timestamp(get_gateway().now())
+    result = db.session.execute(
+        update(CheckoutSession)
+        .where(CheckoutSession.status == "open", CheckoutSession.expires_at < now)
+        .values(status="expired")
+    )
+    db.session.commit()
+    return result.rowcount  # type: ignore[attr-defined]

@@ -64,3 +64,12 @@ def _take(name: str, holder: str, hold_seconds: float) -> bool:
         taken = result.rowcount == 1  # type: ignore[attr-defined]
     db.session.commit()
     return taken
+
+
+def delete_expired(older_than: timedelta = timedelta(hours=1)) -> int:
+    """Remove leases that expired more than `older_than` ago (their holders are long gone: a
+    taker would have overwritten the row anyway); how many went. Commits."""
+    cutoff = utcnow() - older_than
+    result = db.session.execute(delete(Lease).where(Lease.expires_at < cutoff))
+    db.session.commit()
+    return result.rowcount  # type: ignore[attr-defined]

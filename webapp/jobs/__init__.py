@@ -22,7 +22,7 @@ from celery.result import AsyncResult
 from flask import Flask, current_app, has_app_context
 
 # The modules that define jobs; each is imported before any app binds the registry.
-JOB_MODULES: tuple[str, ...] = ()
+JOB_MODULES: tuple[str, ...] = ("webapp.jobs.scheduled",)
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,19 @@ def registered_jobs() -> dict[str, JobSpec]:
 
 
 def init_app(app: Flask) -> Celery:
+    from webapp.jobs.cli import jobs_cli
+    from webapp.jobs.schedules import beat_schedule
+
     for module in JOB_MODULES:
         importlib.import_module(module)
     celery = Celery(app.import_name, task_cls=_task_class(app), set_as_current=False)
     celery.conf.update(celery_settings(app.config))
     for name, spec in _REGISTRY.items():
         celery.task(name=name, **spec.options)(spec.function)
+    # The schedules (webapp/jobs/schedules.py): run by a worker started with --beat.
+    celery.conf.beat_schedule = beat_schedule()
     app.extensions["celery"] = celery
+    app.cli.add_command(jobs_cli)  # flask jobs status|run|run-due|worker
     return celery
 
 

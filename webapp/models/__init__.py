@@ -12,6 +12,7 @@ from webapp.models.billing import (
 )
 from webapp.models.company import CompanyDetails
 from webapp.models.copy import CopyDraft, CopyRevision
+from webapp.models.jobs import JobRun
 from webapp.models.mail import MailStatus, OutgoingMail
 from webapp.models.refresh_token import RefreshToken, RefreshTokenFamily
 from webapp.models.user import Role, User
@@ -25,6 +26,7 @@ __all__ = [
     "CreditEntry",
     "Invoice",
     "InvoiceLine",
+    "JobRun",
     "Lease",
     "MailStatus",
     "OutgoingMail",

@@ -22,7 +22,10 @@ API_MODES = ("500", "timeout")
 _hangs = threading.Condition()
 _hanging = 0
 _released = 0
-WEBHOOK_MODES = ("duplicate", "reverse", "late")
+# "lost": the endpoint never gets them, as when Stripe gave up after its retries (or the
+# endpoint was disabled when they happened): each delivery is recorded as failed at once, so
+# `GET /v1/events?delivery_success=false` lists them, as Stripe's does.
+WEBHOOK_MODES = ("duplicate", "reverse", "late", "lost")
 
 
 class Faults:
@@ -46,7 +49,7 @@ class Faults:
             store.set_setting("fault_api", fault)
 
     def set_webhooks(self, mode: str | None, count: int = 1, delay: float = 5.0) -> None:
-        """The events of the next `count` state changes are sent twice, reversed, or late."""
+        """The events of the next `count` state changes are sent twice, reversed, late or never."""
         if mode is not None and mode not in WEBHOOK_MODES:
             raise ValueError(f"webhook fault mode must be one of {WEBHOOK_MODES}")
         with self.sandbox.store() as store:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import operator
+import re
 import secrets
 import string
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import exists, select
+from sqlalchemy.orm import Session, aliased
 
-from webapp.sandbox.models import SandboxEvent, SandboxObject, SandboxSetting
+from webapp.sandbox.models import SandboxDelivery, SandboxEvent, SandboxObject, SandboxSetting
 from webapp.sandbox.wire import resource_missing
 
 ALPHABET = string.ascii_letters + string.digits
@@ -216,11 +219,53 @@ class Store:
             raise resource_missing("event", event_id)
         return json.loads(row.data)
 
-    def list_events(self, event_type: str | None = None) -> list[dict[str, Any]]:
-        query = select(SandboxEvent.data).order_by(SandboxEvent.seq.desc())
-        if event_type:
-            query = query.where(SandboxEvent.type == event_type)
-        return [json.loads(data) for data in self.session.scalars(query)]
+    def list_events(self, wanted: EventFilter | None = None) -> list[dict[str, Any]]:
+        """Events newest first, filtered as `GET /v1/events` asks (api/events.py)."""
+        wanted = wanted or EventFilter()
+        query = select(SandboxEvent.type, SandboxEvent.data).order_by(SandboxEvent.seq.desc())
+        if wanted.types is not None:
+            query = query.where(SandboxEvent.type.in_(wanted.types))
+        for bound, value in wanted.created.items():
+            query = query.where(_CREATED_BOUNDS[bound](SandboxEvent.created, value))
+        if wanted.delivery_success is not None:
+            undelivered = _undelivered(SandboxEvent.id)
+            query = query.where(~undelivered if wanted.delivery_success else undelivered)
+        return [
+            json.loads(data)
+            for event_type, data in self.session.execute(query)
+            if wanted.pattern is None or wanted.pattern.match(event_type)
+        ]
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What `GET /v1/events` filters on: exact types, a `*` pattern, a `created` range, and
+    whether every endpoint got the event (`delivery_success`)."""
+
+    types: tuple[str, ...] | None = None
+    pattern: re.Pattern[str] | None = None
+    created: dict[str, int] = field(default_factory=dict)
+    delivery_success: bool | None = None
+
+
+_CREATED_BOUNDS: dict[str, Callable[[Any, int], Any]] = {
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
+def _undelivered(event_id: Any) -> Any:
+    """Some endpoint has not had the event yet, or gave up: a delivery of it is pending or
+    failed and no delivery of it to that endpoint succeeded (a duplicate's copy may have)."""
+    delivery, delivered = aliased(SandboxDelivery), aliased(SandboxDelivery)
+    succeeded = exists().where(
+        delivered.event_id == delivery.event_id,
+        delivered.url == delivery.url,
+        delivered.status == "delivered",
+    )
+    return exists().where(delivery.event_id == event_id, delivery.status != "delivered", ~succeeded)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:

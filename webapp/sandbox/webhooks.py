@@ -71,6 +71,7 @@ class Webhooks:
         now = time.time()
         due = now + float(plan.get("delay", 5)) if mode == "late" else now
         copies = 2 if mode == "duplicate" else 1
+        status = "failed" if mode == "lost" else "pending"
         for url in self.endpoints():
             for event in ordered:
                 for _ in range(copies):
@@ -79,7 +80,7 @@ class Webhooks:
                             event_id=event["id"],
                             event_type=event["type"],
                             url=url,
-                            status="pending",
+                            status=status,
                             attempts=0,
                             next_attempt_at=due,
                             created_at=now,

@@ -686,6 +686,39 @@ class StripeGateway:
                 options={"idempotency_key": idempotency_key} if idempotency_key else None,
             )
 
+    # --- events (reconciliation: webapp/billing/reconcile.py) ----------------------------------
+
+    def list_events(
+        self,
+        *,
+        created_after: int,
+        types: list[str],
+        undelivered_only: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Events created after `created_after` (Unix seconds) of `types` (at most 20, Stripe's
+        limit), newest first, page after page; each as the plain JSON a webhook would carry.
+        `undelivered_only`: only those some endpoint has not had (`delivery_success=false`)."""
+        params: dict[str, Any] = {"created": {"gt": created_after}, "types": types, "limit": 100}
+        if undelivered_only:
+            params["delivery_success"] = False
+        while True:
+            with self._calling("list_events"):
+                page = self.client.v1.events.list(params=params)  # type: ignore[arg-type]
+            # The events as sent, not the SDK's objects (whose numbers come back as Decimal):
+            # the ledger stores the JSON a webhook delivery would have carried.
+            events = json.loads(page.last_response.body)["data"]
+            yield from events
+            if not page.has_more or not events:
+                return
+            params["starting_after"] = events[-1]["id"]
+
+    def now(self) -> int:
+        """Stripe's "now" in Unix seconds: the wall clock, or the sandbox's test clock."""
+        if self.sandbox_instance is not None:
+            with self.sandbox_instance.store() as store:
+                return store.now()
+        return int(time.time())
+
     # --- webhooks -----------------------------------------------------------------------------
 
     def construct_event(
