@@ -343,3 +343,14 @@ def test_api_checkout_names_the_pack_by_its_copy_and_stripe_by_the_catalog(app, 
     with app.app_context():
         session = get_gateway().retrieve_checkout_session(body["sessionId"])
     assert session.metadata["pack_name"] == "Pro Pack"
+
+
+def test_a_pack_added_after_a_publish_is_no_phantom_change(app):
+    """Engineering adds a pack: the revision before it compares as if it had the default."""
+    document = default_document(app)
+    older = copy.deepcopy(document)
+    del older["packs"]["pkg_business"]
+    with app.app_context():
+        assert plan_copy.diff_documents(older, document) == []
+        changes = plan_copy.diff_documents(older, renamed(app, "pkg_business", name="Team Pack"))
+    assert [(c["before"], c["after"]) for c in changes] == [("Business Pack", "Team Pack")]

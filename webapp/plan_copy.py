@@ -436,12 +436,15 @@ def _change(where: str, key: str, before: Any, after: Any) -> dict[str, str]:
 
 
 def _with_default_packs(*documents: dict[str, Any]) -> list[dict[str, Any]]:
-    """`documents` compared side by side: if some have packs' copy and some predate it, those
-    get the catalog's default pack copy, so an old revision's packs read as what visitors saw
-    (the defaults), never as "(empty)" (phantom changes, or a merge that clears them)."""
-    if all("packs" in doc for doc in documents) or not any("packs" in doc for doc in documents):
-        return list(documents)
-    return [doc if "packs" in doc else with_catalog_defaults(doc) for doc in documents]
+    """`documents` compared side by side, each with copy for the same packs: a document that
+    predates packs' copy (or a pack) gets the catalog's default for it, so an old revision's
+    packs read as what visitors saw, never as empty (phantom changes, or a merge that clears
+    them)."""
+    pack_sets = {frozenset(doc["packs"]) if "packs" in doc else None for doc in documents}
+    if len(pack_sets) == 1:
+        return list(documents)  # alike already (and no catalog needed: pure for tests)
+    defaults = get_catalog().default_copy()["packs"]
+    return [{**doc, "packs": {**defaults, **doc.get("packs", {})}} for doc in documents]
 
 
 def diff_documents(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, str]]:
