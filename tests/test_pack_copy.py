@@ -7,6 +7,7 @@ existed, the editor's fieldsets, and every place a pack is shown (pricing, accou
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -354,3 +355,15 @@ def test_a_pack_added_after_a_publish_is_no_phantom_change(app):
         assert plan_copy.diff_documents(older, document) == []
         changes = plan_copy.diff_documents(older, renamed(app, "pkg_business", name="Team Pack"))
     assert [(c["before"], c["after"]) for c in changes] == [("Business Pack", "Team Pack")]
+
+
+def test_copy_import_of_a_file_exported_before_packs_had_copy(app, runner, tmp_path):
+    document = without_packs(default_document(app))
+    document["plans"]["starter"]["tagline"] = "Imported"
+    path = tmp_path / "copy.json"
+    path.write_text(json.dumps(document), encoding="utf-8")
+    result = runner.invoke(args=["copy", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "published copy revision 2 (1 changes)" in result.output
+    with app.app_context():
+        assert plan_copy.published_copy().document["packs"] == default_document(app)["packs"]
