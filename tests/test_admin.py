@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from tests.conftest import AuthActions, create_user, csrf_token, sql
 from webapp.catalog import get_catalog
 from webapp.page_cache import CSRF_PLACEHOLDER
-from webapp.plan_copy import PLAN_FIELDS
+from webapp.plan_copy import PACK_FIELDS, PLAN_FIELDS
 
 EDITOR = "/admin/plans"
 PASSWORD = "correct horse battery"
@@ -44,6 +44,8 @@ def form_fields(document: dict[str, Any]) -> dict[str, str]:
                     data[f"{plan_id}-highlighted"] = "y"
             else:
                 data[f"{plan_id}-{key}"] = str(value)
+    for pack_id, pack in document.get("packs", {}).items():
+        data |= {f"{pack_id}-{key}": value for key, value in pack.items()}
     return data
 
 
@@ -246,6 +248,9 @@ CRAFTED_MONEY_FIELDS = {
     "professional-id": "free",
     "professional-lookup_key": "starter_monthly",
     "professional-price": "0.01",
+    "pkg_pro-credits": "999999",
+    "pkg_pro-price_cents": "1",
+    "pkg_pro-lookup_key": "pack_pkg_starter",
     "monthly_cents": "1",
     "plans-professional-monthly_cents": "1",
     "currency": "eur",
@@ -264,17 +269,22 @@ def test_crafted_price_and_credit_fields_change_nothing(app, editor, button):
     for html in pages:
         assert "$12.99" in html and "3,000" in html and "$0.01" not in html
         assert "999,999" not in html and "€" not in html
+        assert "$19.99" in html and "500 credits" in html  # pkg_pro, as the catalog says
     with app.app_context():
         assert get_catalog().price("professional", "monthly").amount_cents == 1299
+        assert get_catalog().pack("pkg_pro").amount_cents == 1999
     stored = sql(app, "select document from copy_revisions") + sql(
         app, "select document from copy_drafts"
     )
     for (document,) in stored:
         document = json.loads(document) if isinstance(document, str) else document
-        assert set(document) == {"page", "plans"}
+        assert set(document) == {"page", "plans", "packs"}
         assert set(document["plans"]) == {"starter", "professional", "business", "agency"}
         for plan in document["plans"].values():
             assert set(plan) == set(PLAN_FIELDS)
+        assert set(document["packs"]) == {"pkg_starter", "pkg_pro", "pkg_business"}
+        for pack in document["packs"].values():
+            assert set(pack) == set(PACK_FIELDS)
 
 
 @pytest.mark.parametrize("path", ADMIN_POSTS)
@@ -297,6 +307,7 @@ TEXT_FIELDS = [
     ("faq", "answer"),
     *[("plan", key) for key in ("name", "tagline", "description", "features", "badge")],
     ("plan", "cta_label"),
+    *[("pack", key) for key in ("name", "description", "badge")],
 ]
 
 
@@ -305,6 +316,8 @@ def _inject(document: dict[str, Any], where: str, key: str, payload: str) -> Non
         document["page"][key] = payload
     elif where == "faq":
         document["page"]["faq"][0][key] = payload
+    elif where == "pack":
+        document["packs"]["pkg_pro"][key] = payload
     elif key == "features":
         document["plans"]["professional"]["features"].append(payload)
     else:

@@ -28,6 +28,9 @@ CATALOG_PATH = Path(__file__).with_name("catalog.toml")
 CYCLES: tuple[str, ...] = ("monthly", "yearly")
 PLAN_IDS: tuple[str, ...] = ("starter", "professional", "business", "agency")
 COPY_FIELDS = ("name", "tagline", "description", "features", "badge", "highlighted", "cta_label")
+# A pack's copy: `name` is also what Stripe (product, Checkout, receipt) and the ledger call it;
+# marketing's published copy renames it on our pages and in the API only (webapp/plan_copy.py).
+PACK_COPY_FIELDS = ("name", "description", "badge")
 
 
 class CatalogError(ValueError):
@@ -51,10 +54,18 @@ class Pack:
     credits: int
     amount_cents: int
     currency: str
+    # `description` and `badge` of the file (both optional): the default copy with `name`.
+    description: str = ""
+    badge: str = ""
 
     @property
     def lookup_key(self) -> str:
         return f"pack_{self.id}"
+
+    @property
+    def default_copy(self) -> dict[str, str]:
+        """The copy a fresh install (or a document older than packs' copy) shows."""
+        return {"name": self.name, "description": self.description, "badge": self.badge}
 
 
 @dataclass(frozen=True)
@@ -131,6 +142,7 @@ class Catalog:
             {
                 "page": self.default_page_copy,
                 "plans": {plan.id: plan.default_copy for plan in self.plans.values()},
+                "packs": {pack.id: pack.default_copy for pack in self.packs.values()},
             }
         )
 
@@ -210,7 +222,11 @@ def _parse_packs(raw_packs: Any, currency: str) -> dict[str, Pack]:
             raise CatalogError(f"{where}: name must not be empty")
         if credits <= 0 or cents <= 0:
             raise CatalogError(f"{where}: credits and price_cents must be positive")
-        packs[pack_id] = Pack(pack_id, name, credits, cents, currency)
+        description, badge = (
+            _require(raw, key, str, where).strip() if key in raw else ""
+            for key in ("description", "badge")
+        )
+        packs[pack_id] = Pack(pack_id, name, credits, cents, currency, description, badge)
     return packs
 
 

@@ -1,5 +1,9 @@
 """The published plan copy: names, taglines, features and page text that marketing edits.
 
+The document is `{"page": …, "plans": {plan id: …}, "packs": {pack id: …}}`: the credit packs'
+display names, short descriptions and badges are copy too. Documents published before packs had
+copy have no "packs"; they load, validate and diff with the catalog's default pack copy.
+
 Copy lives in numbered revisions (`CopyRevision`); the highest number is what visitors see. A fresh
 install lazily creates revision 1 from the catalog file's default copy. Editors work on drafts
 (`CopyDraft`) that remember the revision they started from, so a publish made on top of somebody
@@ -24,7 +28,7 @@ from flask import current_app, g
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from webapp.catalog import get_catalog
+from webapp.catalog import Pack, get_catalog
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.models.copy import CopyDraft, CopyRevision
@@ -44,6 +48,7 @@ LIMITS = {
     "feature": 80,
     "badge": 32,
     "cta_label": 40,
+    "pack_description": 160,
 }
 MAX_FEATURES = 12
 MAX_FAQ_ENTRIES = 12
@@ -61,6 +66,8 @@ PLAN_FIELDS = (
     "cta_label",
     "display_order",
 )
+# A pack's copy; its credits, price and lookup key are the catalog's alone.
+PACK_FIELDS = ("name", "description", "badge")
 FIELD_LABELS = {
     "headline": "Headline",
     "subheadline": "Sub-headline",
@@ -75,7 +82,7 @@ FIELD_LABELS = {
     "display_order": "Display order",
 }
 NOT_COPY_NOTE = (
-    "prices, credits, plan ids and lookup keys are not copy; "
+    "prices, credits, plan and pack ids and lookup keys are not copy; "
     "engineering changes them in the catalog"
 )
 
@@ -118,9 +125,52 @@ class PublishedCopy:
     def plan(self, plan_id: str) -> dict[str, Any]:
         return self.document["plans"][plan_id]
 
+    def pack(self, pack_id: str) -> dict[str, Any]:
+        """A pack's copy; the catalog's default for a pack the document predates (a preview of
+        an old draft, an old revision)."""
+        packs = self.document.get("packs") or {}
+        return packs.get(pack_id) or get_catalog().pack(pack_id).default_copy
+
     @property
     def page(self) -> dict[str, Any]:
         return self.document["page"]
+
+
+@dataclass(frozen=True)
+class PackOffer:
+    """What a "Buy credits" row shows: a catalog pack (credits, price) under its published copy."""
+
+    pack: Pack
+    copy: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return self.pack.id
+
+    @property
+    def name(self) -> str:
+        return self.copy["name"]
+
+    @property
+    def description(self) -> str:
+        return self.copy["description"]
+
+    @property
+    def badge(self) -> str:
+        return self.copy["badge"]
+
+    @property
+    def credits(self) -> int:
+        return self.pack.credits
+
+    @property
+    def amount_cents(self) -> int:
+        return self.pack.amount_cents
+
+
+def pack_offers(copy: PublishedCopy) -> list[PackOffer]:
+    """Every catalog pack, in the catalog's order, under `copy`'s names."""
+    return [PackOffer(pack, copy.pack(pack.id)) for pack in get_catalog().packs.values()]
 
 
 # --- Validation -----------------------------------------------------------------------------
@@ -283,12 +333,51 @@ def _plan(raw: Any, where: str, problems: list[str]) -> dict[str, Any]:
     }
 
 
+def _pack(raw: Any, where: str, problems: list[str]) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: must be an object")
+        return {}
+    _check_keys(raw, PACK_FIELDS, where, problems)
+    return {
+        "name": _text(raw.get("name", ""), f"{where}.name", LIMITS["name"], problems),
+        "description": _text(
+            raw.get("description", ""),
+            f"{where}.description",
+            LIMITS["pack_description"],
+            problems,
+            required=False,
+        ),
+        "badge": _text(
+            raw.get("badge", ""), f"{where}.badge", LIMITS["badge"], problems, required=False
+        ),
+    }
+
+
+def _packs(raw: Any, problems: list[str]) -> dict[str, Any]:
+    """Every catalog pack's copy. A document without "packs" (published before packs had copy),
+    or without a pack engineering added since, gets the catalog's default for it."""
+    if not isinstance(raw, dict):
+        problems.append("packs: must be an object keyed by pack id")
+        return {}
+    catalog_packs = get_catalog().packs
+    for pack_id in raw:
+        if pack_id not in catalog_packs:
+            problems.append(f"packs: unknown pack {pack_id!r} ({NOT_COPY_NOTE})")
+    return {
+        pack_id: _pack(raw[pack_id], f"packs.{pack_id}", problems)
+        if pack_id in raw
+        else pack.default_copy
+        for pack_id, pack in catalog_packs.items()
+    }
+
+
 def validate_document(raw: Any) -> dict[str, Any]:
     """A clean copy of `raw` (a copy document) or InvalidCopy listing every problem."""
     problems: list[str] = []
     if not isinstance(raw, dict):
         raise InvalidCopy(["the copy must be an object with 'page' and 'plans'"])
-    _check_keys(raw, ("page", "plans"), "copy", problems)
+    # "packs" may be missing: documents exported or drafted before packs had copy still load.
+    _check_keys({"packs": {}, **raw}, ("page", "plans", "packs"), "copy", problems)
     page = _page(raw.get("page"), problems)
     plans_raw = raw.get("plans")
     plan_ids = list(get_catalog().plans)
@@ -304,9 +393,10 @@ def validate_document(raw: Any) -> dict[str, Any]:
                 problems.append(f"plans: missing plan {plan_id!r}")
             else:
                 plans[plan_id] = _plan(plans_raw[plan_id], f"plans.{plan_id}", problems)
+    packs = _packs(raw.get("packs", {}), problems)
     if problems:
         raise InvalidCopy(problems)
-    return {"page": page, "plans": plans}
+    return {"page": page, "plans": plans, "packs": packs}
 
 
 # --- Diff and merge -------------------------------------------------------------------------
@@ -345,8 +435,21 @@ def _change(where: str, key: str, before: Any, after: Any) -> dict[str, str]:
     }
 
 
+def _with_default_packs(*documents: dict[str, Any]) -> list[dict[str, Any]]:
+    """`documents` compared side by side, each with copy for the same packs: a document that
+    predates packs' copy (or a pack) gets the catalog's default for it, so an old revision's
+    packs read as what visitors saw, never as empty (phantom changes, or a merge that clears
+    them)."""
+    pack_sets = {frozenset(doc["packs"]) if "packs" in doc else None for doc in documents}
+    if len(pack_sets) == 1:
+        return list(documents)  # alike already (and no catalog needed: pure for tests)
+    defaults = get_catalog().default_copy()["packs"]
+    return [{**doc, "packs": {**defaults, **doc.get("packs", {})}} for doc in documents]
+
+
 def diff_documents(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, str]]:
     """What changed from `before` to `after`, field by field, in words an editor can read."""
+    before, after = _with_default_packs(before, after)
     changes = [
         _change("Page", key, before["page"].get(key), after["page"].get(key))
         for key in PAGE_FIELDS
@@ -358,6 +461,14 @@ def diff_documents(before: dict[str, Any], after: dict[str, Any]) -> list[dict[s
         changes += [
             _change(where, key, old.get(key), new.get(key))
             for key in PLAN_FIELDS
+            if old.get(key) != new.get(key)
+        ]
+    for pack_id, new in after.get("packs", {}).items():
+        old = before.get("packs", {}).get(pack_id, {})
+        where = f"{new.get('name') or pack_id} (credit pack)"
+        changes += [
+            _change(where, key, old.get(key), new.get(key))
+            for key in PACK_FIELDS
             if old.get(key) != new.get(key)
         ]
     return changes
@@ -372,7 +483,9 @@ def summarise(changes: list[dict[str, str]]) -> str:
 
 def _leaf_paths(document: dict[str, Any]) -> list[tuple[str, ...]]:
     paths = [("page", key) for key in PAGE_FIELDS]
-    return paths + [("plans", pid, key) for pid in document["plans"] for key in PLAN_FIELDS]
+    paths += [("plans", pid, key) for pid in document["plans"] for key in PLAN_FIELDS]
+    packs = document.get("packs", {})
+    return paths + [("packs", pid, key) for pid in packs for key in PACK_FIELDS]
 
 
 def _get(document: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -393,6 +506,7 @@ def merge_documents(
     base: dict[str, Any], mine: dict[str, Any], theirs: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """Apply the fields I changed since `base` on top of `theirs`; name fields we both changed."""
+    base, mine, theirs = _with_default_packs(base, mine, theirs)
     merged = deepcopy_module.deepcopy(theirs)
     conflicts = []
     for path in _leaf_paths(theirs):
@@ -439,15 +553,19 @@ def _revision_document(number: int) -> dict[str, Any]:
 
 
 def with_catalog_defaults(document: dict[str, Any]) -> dict[str, Any]:
-    """`document`, plus the catalog's default copy for any plan it predates.
+    """`document`, plus the catalog's default copy for any plan or pack it predates.
 
-    Engineering may add a plan to the catalog after copy was published; its card must still render.
+    Engineering may add a plan or a pack to the catalog after copy was published, and documents
+    published before packs had copy have no "packs" at all; their cards must still render.
     """
-    defaults = get_catalog().default_copy()["plans"]
-    missing = {pid: copy for pid, copy in defaults.items() if pid not in document["plans"]}
-    if not missing:
-        return document
-    return {**document, "plans": {**document["plans"], **deepcopy_module.deepcopy(missing)}}
+    defaults = get_catalog().default_copy()  # a fresh deep copy, safe to hand out
+    filled = dict(document)
+    for section in ("plans", "packs"):
+        present = document.get(section) or {}
+        missing = {key: copy for key, copy in defaults[section].items() if key not in present}
+        if missing or section not in document:
+            filled[section] = {**present, **missing}
+    return filled
 
 
 def _create_first_revision() -> None:

@@ -55,6 +55,11 @@ def init_app(app: Flask) -> None:
         return published_copy().plan(plan_id)["name"]
 
     @app.template_global()
+    def pack_name(pack_id: str) -> str:
+        """A credit pack's published display name (marketing may rename packs)."""
+        return published_copy().pack(pack_id)["name"]
+
+    @app.template_global()
     def asset(filename: str) -> str:
         """A static URL that changes whenever the file does, so it can be cached for a year."""
         version = _fingerprint(app.static_folder or "", filename)

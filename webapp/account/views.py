@@ -24,7 +24,7 @@ from webapp.catalog import get_catalog
 from webapp.countries import COUNTRIES
 from webapp.extensions import db
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
-from webapp.plan_copy import published_copy
+from webapp.plan_copy import pack_offers, published_copy
 from webapp.stripe_gateway import CardDeclined, PaymentProviderError
 from webapp.urls import public_url
 
@@ -67,7 +67,7 @@ def render_account() -> str:
         company=company_details(current_user.id),
         countries=COUNTRIES,
         form=EmptyForm(),
-        packs=list(get_catalog().packs.values()),
+        packs=pack_offers(published_copy()),
     )
 
 

@@ -34,6 +34,7 @@ from webapp.plan_copy import (
     clean_markdown,
     link_problems,
     placeholder_problem,
+    with_catalog_defaults,
 )
 
 # Blank rows offered after the existing FAQ entries, so entries can be added without JavaScript.
@@ -118,6 +119,22 @@ class PlanCopyForm(Form):
     )
 
 
+class PackCopyForm(Form):
+    """The copy of one credit pack: how our pages and the API name and describe it."""
+
+    name = StringField(
+        "Display name",
+        filters=[_line],
+        validators=[DataRequired("Required."), _length("name"), _no_placeholder],
+    )
+    description = StringField(
+        "Short description",
+        filters=[_line],
+        validators=[_length("pack_description"), _no_placeholder],
+    )
+    badge = StringField("Badge", filters=[_line], validators=[_length("badge"), _no_placeholder])
+
+
 class FaqEntryForm(Form):
     question = StringField(
         "Question",
@@ -137,7 +154,8 @@ class FaqEntryForm(Form):
 
 
 class CopyEditorForm(FlaskForm):
-    """The whole copy document; one FormField per plan is added by `editor_form_class`."""
+    """The whole copy document; one FormField per plan and per pack is added by
+    `editor_form_class`."""
 
     headline = StringField(
         "Headline",
@@ -153,10 +171,14 @@ class CopyEditorForm(FlaskForm):
     publish = SubmitField("Save and publish")
 
     plan_ids: tuple[str, ...] = ()
+    pack_ids: tuple[str, ...] = ()
 
     def plan_forms(self) -> list[tuple[str, PlanCopyForm]]:
         # `.form`, not the FormField: a FormField's own `.name` would hide the "name" sub-field.
         return [(plan_id, self[plan_id].form) for plan_id in self.plan_ids]
+
+    def pack_forms(self) -> list[tuple[str, PackCopyForm]]:
+        return [(pack_id, self[pack_id].form) for pack_id in self.pack_ids]
 
     def validate_faq(self, field: FieldList) -> None:
         entries = [entry for entry in field.data if entry["question"]]
@@ -181,13 +203,22 @@ class CopyEditorForm(FlaskForm):
             data["description"] = data["description"] or ""
             data["badge"] = data["badge"] or ""
             plans[plan_id] = data
-        return {"page": page, "plans": plans}
+        packs = {
+            pack_id: {key: sub.data[key] or "" for key in ("name", "description", "badge")}
+            for pack_id, sub in self.pack_forms()
+        }
+        return {"page": page, "plans": plans, "packs": packs}
 
 
-def editor_form_class(plan_ids: tuple[str, ...]) -> type[CopyEditorForm]:
-    """A CopyEditorForm with one sub-form per catalog plan, named by plan id."""
+def editor_form_class(
+    plan_ids: tuple[str, ...], pack_ids: tuple[str, ...] = ()
+) -> type[CopyEditorForm]:
+    """A CopyEditorForm with one sub-form per catalog plan and pack, named by its id (pack ids
+    start with "pkg_", so they never meet a plan id or a page field)."""
     fields: dict[str, Any] = {plan_id: FormField(PlanCopyForm) for plan_id in plan_ids}
-    return type("PlanCopyEditorForm", (CopyEditorForm,), {**fields, "plan_ids": plan_ids})
+    fields |= {pack_id: FormField(PackCopyForm) for pack_id in pack_ids}
+    attributes = {**fields, "plan_ids": plan_ids, "pack_ids": pack_ids}
+    return type("PlanCopyEditorForm", (CopyEditorForm,), attributes)
 
 
 def form_data(document: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +234,9 @@ def form_data(document: dict[str, Any]) -> dict[str, Any]:
     }
     for plan_id, plan in document["plans"].items():
         data[plan_id] = {**plan, "features": "\n".join(plan["features"])}
+    # A draft saved before packs had copy has none: the form shows the catalog's defaults.
+    for pack_id, pack in with_catalog_defaults(document)["packs"].items():
+        data[pack_id] = dict(pack)
     return data
 
 

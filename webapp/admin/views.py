@@ -96,7 +96,7 @@ def _editor_page(form: Any, draft: CopyDraft | None, status: int = 200) -> tuple
 def plans() -> Response | tuple[str, int]:
     """The editor: every field of the copy, saved as this editor's draft."""
     draft = plan_copy.get_draft(current_user.id)
-    form_class = editor_form_class(tuple(get_catalog().plans))
+    form_class = editor_form_class(tuple(get_catalog().plans), tuple(get_catalog().packs))
     form = form_class()
     if not form.is_submitted():
         document = draft.document if draft else plan_copy.published_copy().document

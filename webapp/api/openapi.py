@@ -249,7 +249,10 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "id": {"type": "string", "pattern": PACK_ID_PATTERN},
-            "name": {"type": "string"},
+            "name": {
+                "type": "string",
+                "description": "The display name from the published marketing copy.",
+            },
             "credits": {"type": "integer", "minimum": 1},
             "priceCents": {
                 "type": "integer",

@@ -113,11 +113,12 @@ def plans(catalog: Catalog, copy: PublishedCopy) -> dict[str, Any]:
     return {"currency": catalog.currency, "plans": [public_plan(p, copy) for p in ordered]}
 
 
-def pack(pack: Pack) -> dict[str, Any]:
-    """A credit pack as API.md's `GET /credits/packages` shows it."""
+def pack(pack: Pack, copy: PublishedCopy) -> dict[str, Any]:
+    """A credit pack as API.md's `GET /credits/packages` shows it: named by the published copy,
+    as plans are."""
     return {
         "id": pack.id,
-        "name": pack.name,
+        "name": copy.pack(pack.id)["name"],
         "credits": pack.credits,
         "priceCents": pack.amount_cents,
     }

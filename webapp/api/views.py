@@ -307,7 +307,8 @@ def credits_history() -> Response:
 
 @dual_route("/credits/packages", methods=["GET"])
 def credit_packages() -> Response:
-    return jsonify(packages=[presenters.pack(pack) for pack in get_catalog().packs.values()])
+    copy = published_copy()
+    return jsonify(packages=[presenters.pack(pack, copy) for pack in get_catalog().packs.values()])
 
 
 @dual_route("/credits/checkout", methods=["POST"])
@@ -332,7 +333,9 @@ def credits_checkout() -> Response:
     except UnknownPack:  # the catalog changed between our check and billing's: same answer
         raise ApiError(400, "invalid_package", "Unknown packageId.") from None
     return jsonify(
-        sessionId=started.session_id, url=started.url, package=presenters.pack(started.pack)
+        sessionId=started.session_id,
+        url=started.url,
+        package=presenters.pack(started.pack, published_copy()),
     )
 
 

@@ -19,7 +19,7 @@ from webapp.page_cache import (
     render_with_csrf_placeholder,
     stamp_csrf,
 )
-from webapp.plan_copy import PublishedCopy, published_copy
+from webapp.plan_copy import PublishedCopy, pack_offers, published_copy
 
 bp = Blueprint("pricing", __name__)
 
@@ -83,7 +83,7 @@ def render_pricing(copy: PublishedCopy, **extra: Any) -> str:
         faq=catalog.policy.faq(copy.page.get("faq", [])),
         cycle=cycle,
         highlight=highlight if highlight in catalog.plans else None,
-        packs=list(catalog.packs.values()),
+        packs=pack_offers(copy),  # a preview shows the draft's pack names too
         **visitor_context(),
         **extra,
     )
