@@ -122,5 +122,6 @@ def _process(event_id: str) -> str:
         log.exception("webhook %s: job queue unavailable; left received for the sweeper", event_id)
         return "received"
     if isinstance(result, EagerResult):
-        return result.get().status
+        # Run already, in this thread; Celery refuses get() from threads it thinks are tasks.
+        return result.get(disable_sync_subtasks=False).status
     return "received"
