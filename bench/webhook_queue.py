@@ -25,8 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CELERY = ROOT / ".venv" / "bin" / "celery"
 LATENCY_MS = 200
-EMAIL, PASSWORD = "bench-webhooks@example.com", "bench-webhooks-password-not-secret"
-INGEST_SECONDS = 2  # every event delivered must then be processed: keep the backlog drainable
+EMAIL_PREFIX, PASSWORD = "bench-webhooks-", "bench-webhooks-password-not-secret"
+INGEST_SECONDS = 1  # every event delivered must then be processed: keep the backlog drainable
 WORKER_THREADS = 8  # each worker's concurrency: the jobs mostly wait on Stripe
 DRAIN_SAMPLE_SECONDS = 10
 DRAIN_TIMEOUT_SECONDS = 600
@@ -83,60 +83,81 @@ class Workers:
         self.processes.clear()
 
 
+SUBSCRIBERS = 8  # a renewal day touches many customers, not one row over and over
+
 # Run by `subscribe` in a process of its own: the site's app with checkout's extras off (terms,
-# tax, trials: a card pays at once) and no latency, paying on the sandbox's hosted page as a
-# browser would (through the test client), against the bench's database.
+# tax, trials: a card pays at once) and no latency; each member signs up (as `flask users
+# create` does) and pays on the sandbox's hosted page as a browser would (the test client).
 _SUBSCRIBE = """
 import re, sys
 from urllib.parse import urlsplit
 from webapp import create_app
+from webapp.extensions import db
+from webapp.models import User
+from webapp.models.base import utcnow
 app = create_app()
-client = app.test_client()
-def token(path):
-    page = client.get(path)
-    return re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page.text).group(1)
-email, password = sys.argv[1], sys.argv[2]
-form = {"email": email, "password": password, "csrf_token": token("/login")}
-login = client.post("/login", data=form)
-assert login.status_code in (302, 303), login.status_code
-data = {"plan": "professional", "cycle": "monthly", "csrf_token": token("/pricing")}
-started = client.post("/checkout", data=data)
-path = urlsplit(started.headers["Location"]).path
-assert started.status_code == 303 and "/login" not in path, (started.status_code, path)
-card = {"card_number": "4242 4242 4242 4242", "expiry": "12 / 34", "cvc": "123"}
-paid = client.post(path, data={"csrf_token": token(path), **card})
-assert paid.status_code == 303, (paid.status_code, paid.text[:2000])
+prefix, password, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for n in range(count):
+    email = f"{prefix}{n}@example.com"
+    with app.app_context():
+        user = User(email=email, role="user", email_verified_at=utcnow())
+        user.set_password(password)
+        db.session.add(user)
+        db.session.commit()
+    client = app.test_client()
+    def token(path):
+        page = client.get(path)
+        found = re.search(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"', page.text)
+        return found.group(1)
+    form = {"email": email, "password": password, "csrf_token": token("/login")}
+    login = client.post("/login", data=form)
+    assert login.status_code in (302, 303), login.status_code
+    data = {"plan": "professional", "cycle": "monthly", "csrf_token": token("/pricing")}
+    started = client.post("/checkout", data=data)
+    path = urlsplit(started.headers["Location"]).path
+    assert started.status_code == 303 and "/login" not in path, (started.status_code, path)
+    card = {"card_number": "4242 4242 4242 4242", "expiry": "12 / 34", "cvc": "123"}
+    paid = client.post(path, data={"csrf_token": token(path), **card})
+    assert paid.status_code == 303, (paid.status_code, paid.text[:2000])
 """
 
 
 def subscribe(env: dict[str, str]) -> None:
-    """The webhook member pays for Professional monthly on the sandbox's hosted checkout."""
+    """SUBSCRIBERS members pay for Professional monthly on the sandbox's hosted checkout."""
     extras = ("CONSENT_COLLECTION", "AUTOMATIC_TAX", "TAX_ID_COLLECTION", "FREE_TRIALS")
     overrides = {f"CHECKOUT_{name}": "false" for name in extras}
     overrides |= {"CHECKOUT_BILLING_ADDRESS_COLLECTION": "false", "SANDBOX_LATENCY_MS": "0"}
+    python = str(ROOT / ".venv" / "bin" / "python")
     subprocess.run(
-        [str(ROOT / ".venv" / "bin" / "python"), "-c", _SUBSCRIBE, EMAIL, PASSWORD],
+        [python, "-c", _SUBSCRIBE, EMAIL_PREFIX, PASSWORD, str(SUBSCRIBERS)],
         cwd=ROOT,
         env={**env, **overrides, "PYTHONPATH": str(ROOT)},
         check=True,
-        timeout=300,
+        timeout=600,
     )
 
 
-def stripe_objects(query: Callable[[str], list[tuple]]) -> tuple[str, str]:
-    """The webhook member's subscription and its paid invoice, from the sandbox's own rows."""
-    [(customer,)] = query(f"SELECT stripe_customer_id FROM users WHERE email = '{EMAIL}'")
-    [(subscription,)] = query(
-        f"SELECT id FROM sandbox_objects WHERE object = 'subscription' AND customer = '{customer}'"
-    )
-    [(invoice,)] = query(
-        f"SELECT id FROM sandbox_objects WHERE object = 'invoice' AND customer = '{customer}'"
-    )
-    return subscription, invoice
+def stripe_objects(query: Callable[[str], list[tuple]]) -> list[tuple[str, str]]:
+    """Each webhook member's subscription and its paid invoice, from the sandbox's own rows."""
+    pairs = []
+    for (customer,) in query(
+        f"SELECT stripe_customer_id FROM users WHERE email LIKE '{EMAIL_PREFIX}%'"
+    ):
+        [(subscription,)] = query(
+            "SELECT id FROM sandbox_objects "
+            f"WHERE object = 'subscription' AND customer = '{customer}'"
+        )
+        [(invoice,)] = query(
+            f"SELECT id FROM sandbox_objects WHERE object = 'invoice' AND customer = '{customer}'"
+        )
+        pairs.append((subscription, invoice))
+    if len(pairs) != SUBSCRIBERS:
+        raise RuntimeError(f"{len(pairs)} webhook members subscribed, not {SUBSCRIBERS}")
+    return pairs
 
 
 def event_writer(
-    subscription: str, invoice: str, sign: Callable[[str, int], str]
+    objects: list[tuple[str, str]], sign: Callable[[str, int], str]
 ) -> Callable[[Path, str, int], list[str]]:
     """Like run.signed_events, but each event is one we process, about objects that exist."""
 
@@ -146,6 +167,7 @@ def event_writer(
         with path.open("w") as out:
             for n in range(count):
                 event_id = f"evt_bench_{prefix}_{n:07d}"
+                subscription, invoice = objects[(n // 2) % len(objects)]
                 kind, obj = (
                     ("invoice.paid", {"id": invoice, "object": "invoice"})
                     if n % 2 == 0
@@ -210,7 +232,9 @@ def drain(workers: Workers, query: Callable[[str], list[tuple]], prefix: str) ->
     return Drain(backlog, one, two, time.monotonic() - started)
 
 
-def ledger_problems(query: Callable[[str], list[tuple]], prefix: str, invoice: str) -> list[str]:
+def ledger_problems(
+    query: Callable[[str], list[tuple]], prefix: str, invoices: list[str]
+) -> list[str]:
     """What the ledger says went wrong: an event not processed, or a grant not made once."""
     problems = [
         f"{count} event(s) {status}"
@@ -220,7 +244,8 @@ def ledger_problems(query: Callable[[str], list[tuple]], prefix: str, invoice: s
         )
         if status not in DONE
     ]
-    grants = query(f"SELECT count(*) FROM credit_entries WHERE grant_key LIKE '%{invoice}%'")
-    if grants != [(1,)]:
-        problems.append(f"{grants[0][0]} credit grants for {invoice}, not 1")
+    for invoice in invoices:
+        grants = query(f"SELECT count(*) FROM credit_entries WHERE grant_key LIKE '%{invoice}%'")
+        if grants != [(1,)]:
+            problems.append(f"{grants[0][0]} credit grants for {invoice}, not 1")
     return problems
