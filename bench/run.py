@@ -47,6 +47,8 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
+import webhook_queue  # bench/webhook_queue.py: the webhook-queue rows
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".venv" / "bin"
 LUA_SCRIPT = Path(__file__).resolve().parent / "wrk.lua"
@@ -733,6 +735,7 @@ def server_env(database_url: str, port: int, workers: int) -> dict[str, str]:
             "FLASK_DEBUG": "0",
         }
     )
+    env.update(webhook_queue.queue_env())  # a Redis broker of this run's own; Stripe +200 ms
     return env
 
 
@@ -887,9 +890,11 @@ def run_rows(
             )
     for row in measured:
         row.result = max(row.rounds, key=rate)
+    queue_row, queue_checks = webhook_queue_rows(server, port, url, workdir, threads, connections)
+    rows.append(queue_row)
 
     rss = {pid: rss_kb(pid) for pid in server.worker_pids()}
-    checks = row_checks(rows, baseline)
+    checks = row_checks(rows, baseline) + queue_checks
     if any(row.method == "POST" for row in measured):
         stored = query_database(
             url, "SELECT count(*) FROM webhook_events WHERE id LIKE 'evt_bench_run%'"
@@ -943,6 +948,71 @@ def run_rows(
         return 1
     print("\nevery target met")
     return 0
+
+
+def webhook_queue_rows(
+    server: Server, port: int, url: str, workdir: Path, threads: int, connections: int
+) -> tuple[Row, list[Check]]:
+    """Ingestion of events we process with no queue worker running (Stripe +200 ms), then the
+    backlog drained by one worker, then two; every event must end processed, its effects once.
+    """
+    row = Row(
+        f"POST /webhooks/stripe (invoice.paid, subscription.updated; "
+        f"Stripe +{webhook_queue.LATENCY_MS} ms)",
+        "/webhooks/stripe",
+        method="POST",
+        min_ratio=0.4,
+    )
+    webhook_queue.subscribe(server.env)
+
+    def query(sql: str) -> list[tuple]:
+        return query_database(url, sql)
+
+    objects = webhook_queue.stripe_objects(query)
+    events = workdir / "queue-events.txt"
+    seconds = webhook_queue.INGEST_SECONDS
+    write = webhook_queue.event_writer(objects, stripe_signature)
+    write(events, "queue", 20_000)
+    before = cpu_snapshot(server, url)
+    result = wrk(port, row, seconds, threads, connections, events)
+    result["cpu_ms"] = (
+        1000 * cpu_used(before, cpu_snapshot(server, url)) / max(1, result["requests"])
+    )
+    row.rounds.append(result)
+    row.result = result
+    print(
+        f"{row.name}: {rate(result):,.0f} req/s, p50 {fmt_ms(result['p50_us'])} ms, "
+        f"errors {error_count(result)}, list wrapped {result['wrapped']}x"
+    )
+    workers = webhook_queue.Workers(server.env, workdir)
+    try:
+        drained = webhook_queue.drain(workers, query, "queue")
+    finally:
+        workers.stop()
+    print(
+        f"drain of {drained.backlog} events: one worker {drained.one_worker:.1f}/s, two "
+        f"{drained.two_workers:.1f}/s, empty after {drained.seconds_to_empty:.0f} s"
+    )
+    ratio = drained.two_workers / drained.one_worker if drained.one_worker else 0.0
+    problems = webhook_queue.ledger_problems(query, "queue", [i for _s, i in objects])
+    answered = query("SELECT count(*) FROM webhook_events WHERE id LIKE 'evt_bench_queue%'")
+    checks = [
+        Check(
+            "queued webhooks: two workers drain faster than one",
+            "≥ 1.70 x one worker's events/s",
+            f"{ratio:.2f} x ({drained.two_workers:.1f} / {drained.one_worker:.1f} events/s, "
+            f"backlog {drained.backlog}, {webhook_queue.WORKER_THREADS} threads a worker)",
+            ratio >= 1.7,
+        ),
+        Check(
+            "queued webhooks: every event processed once",
+            "each answered event processed; one credit grant per invoice",
+            f"{answered[0][0]} events for {result['requests']} answered; "
+            + ("; ".join(problems) or f"all processed, 1 grant for each of {len(objects)}"),
+            not problems and result["wrapped"] == 0 and answered[0][0] >= result["requests"],
+        ),
+    ]
+    return row, checks
 
 
 def write_report(

@@ -280,6 +280,21 @@ def replay_events(event_id: str | None, failed: bool) -> None:
         raise click.ClickException(f"{problems} event(s) failed again")
 
 
+@webhooks_cli.command("sweep")
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Seconds an event must have waited (default: WEBHOOK_SWEEP_AFTER_SECONDS).",
+)
+def sweep_events(older_than: float | None) -> None:
+    """Queue again the events still waiting as received (processed now, without a broker)."""
+    from webapp.webhooks.jobs import sweep_webhooks
+
+    event_ids = sweep_webhooks(older_than)
+    click.echo(f"queued {len(event_ids)} waiting event(s) again")
+
+
 credits_cli = AppGroup("credits", help="The credits ledger.")
 
 

@@ -146,6 +146,9 @@ class Config:
         self.SANDBOX_WEBHOOK_DELIVERY = env.get("SANDBOX_WEBHOOK_DELIVERY", "thread")
         # Sandbox only: deliver to our own /webhooks/stripe (off: only to SANDBOX_WEBHOOK_URLS).
         self.SANDBOX_DELIVER_TO_SELF = _bool(env.get("SANDBOX_DELIVER_TO_SELF"), default=True)
+        # Sandbox only: milliseconds the sandbox waits before answering each API call, to see
+        # the site as real Stripe's 100-300 ms per call would make it (0: answer at once).
+        self.SANDBOX_LATENCY_MS = int(env.get("SANDBOX_LATENCY_MS", "0"))
         # Sandbox only: the base URL of hosted pages when no request names the host (CLI, serve).
         self.SANDBOX_PUBLIC_URL = env.get("SANDBOX_PUBLIC_URL", "")
         # Sandbox only: days before a renewal that `invoice.upcoming` is sent (Stripe's
@@ -203,6 +206,12 @@ class Config:
         # in-process when it is queued, as a single process would (make run, the tests).
         self.JOBS_BROKER_URL = env.get("JOBS_BROKER_URL", "")
         self.JOBS_QUEUE = env.get("JOBS_QUEUE", "llmgen")
+        # Webhook processing in workers (README "Deploying"): a failed event is retried this
+        # many times, after base·2^n seconds (capped at 30 minutes), then left `failed` for
+        # `flask webhooks replay`; one still `received` this long is queued again by the sweeper.
+        self.WEBHOOK_MAX_RETRIES = int(env.get("WEBHOOK_MAX_RETRIES", "8"))
+        self.WEBHOOK_RETRY_BASE_SECONDS = float(env.get("WEBHOOK_RETRY_BASE_SECONDS", "15"))
+        self.WEBHOOK_SWEEP_AFTER_SECONDS = float(env.get("WEBHOOK_SWEEP_AFTER_SECONDS", "300"))
         self.RATELIMIT_KEY_PREFIX = env.get("RATELIMIT_KEY_PREFIX", "")
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         self.RATELIMIT_HEADERS_ENABLED = True

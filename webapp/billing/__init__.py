@@ -31,7 +31,17 @@ from webapp.billing.checkout import (
     start_checkout,
 )
 from webapp.billing.credits import CreditSummary, credit_summary, grant_due_credits
-from webapp.billing.events import EventOutcome, failed_event_ids, process_event, replay_event
+from webapp.billing.events import (
+    EventOutcome,
+    Receipt,
+    claim_stale_events,
+    failed_event_ids,
+    process_event,
+    process_stored_event,
+    record_received,
+    replay_event,
+    schedule_retry,
+)
 from webapp.billing.packs import PackCheckoutStart, fulfil_pack_checkout, start_pack_checkout
 from webapp.billing.subscriptions import (
     create_portal_session,
@@ -53,7 +63,9 @@ __all__ = [
     "Fulfilment",
     "NoBillingAccount",
     "PackCheckoutStart",
+    "Receipt",
     "SubscriptionExists",
+    "claim_stale_events",
     "create_portal_session",
     "credit_summary",
     "ensure_customer",
@@ -65,8 +77,11 @@ __all__ = [
     "latest_subscription",
     "live_subscription",
     "process_event",
+    "process_stored_event",
     "recent_duplicates",
+    "record_received",
     "replay_event",
+    "schedule_retry",
     "start_checkout",
     "start_pack_checkout",
 ]

@@ -1,13 +1,21 @@
-"""Stripe events: each verified event applied at most once, with its ledger row."""
+"""Stripe events: each verified event applied at most once, with its ledger row.
+
+The invariant (tests/billing/test_event_queue_properties.py): every event the endpoint
+answered 200 for is in the ledger; its effects (a subscription's state, an invoice's credits)
+are applied at most once always, because the row is claimed in the same transaction as the
+effects, and exactly once eventually, because a row not yet claimed stays `received` (or
+`failed`) until a worker, a retry, the sweeper or `flask webhooks replay` applies it.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from webapp.billing import emails
@@ -224,6 +232,101 @@ class EventOutcome:
     error: str | None = None
 
 
+# Ledger states in which an event's effects are done (or there are none): never applied again.
+DONE_STATUSES = ("processed", "ignored")
+# Ledger states a worker (or the sweeper) still has to act on.
+WAITING_STATUSES = ("received", "failed")
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the ledger holds for an event just delivered: its status, and whether this
+    delivery was the first."""
+
+    status: str
+    new: bool
+
+    @property
+    def done(self) -> bool:
+        return self.status in DONE_STATUSES
+
+
+def record_received(event: dict) -> Receipt:
+    """Write a verified event to the ledger before any processing, and commit.
+
+    An event we act on is `received` until a worker claims it; one we ignore is `ignored` at
+    once (it has no effects, so no job). A redelivery changes nothing and reads the status.
+    """
+    handler = EVENT_HANDLERS.get(event["type"])
+    now = utcnow()
+    row = {
+        "id": event["id"],
+        "type": event["type"],
+        "created": int(event["created"]),
+        "payload": event,
+        "status": "received" if handler else "ignored",
+        "attempts": 0,
+        "received_at": now,
+        "processed_at": None if handler else now,
+    }
+    if insert_or_ignore(WebhookEvent, row, ["id"]):
+        db.session.commit()
+        return Receipt(row["status"], new=True)
+    status = db.session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == event["id"]))
+    db.session.commit()
+    return Receipt(status or "received", new=False)
+
+
+def process_stored_event(event_id: str) -> EventOutcome:
+    """Apply an event from the ledger (the `webhooks.process` job): at most once, by the claim
+    in `process_event`; an unknown id is a LookupError."""
+    payload = db.session.scalar(select(WebhookEvent.payload).where(WebhookEvent.id == event_id))
+    db.session.commit()  # no read transaction held across the Stripe calls
+    if payload is None:
+        raise LookupError(f"no event {event_id} in the ledger")
+    return process_event(dict(payload))
+
+
+def claim_stale_events(older_than: timedelta, limit: int = 1000) -> list[str]:
+    """The events a worker should have applied by now, marked as re-queued now: `received`
+    for longer than `older_than` since they arrived or were last re-queued (a broker that was
+    down, a lost message), or `failed` with a retry overdue by as long (a lost retry)."""
+    now = utcnow()
+    cutoff = now - older_than
+    waiting_since = func.coalesce(WebhookEvent.queued_at, WebhookEvent.received_at)
+    event_ids = list(
+        db.session.scalars(
+            select(WebhookEvent.id)
+            .where(
+                waiting_since < cutoff,
+                (WebhookEvent.status == "received")
+                | ((WebhookEvent.status == "failed") & (WebhookEvent.next_attempt_at < cutoff)),
+            )
+            .order_by(WebhookEvent.received_at)
+            .limit(limit)
+        )
+    )
+    if event_ids:
+        db.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id.in_(event_ids), WebhookEvent.status.in_(WAITING_STATUSES))
+            .values(queued_at=now)
+        )
+    db.session.commit()
+    return event_ids
+
+
+def schedule_retry(event_id: str, delay: timedelta | None) -> None:
+    """Note when a worker retries a failed event (None: never; its retries are spent)."""
+    when = utcnow() + delay if delay is not None else None
+    db.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id, WebhookEvent.status == "failed")
+        .values(next_attempt_at=when)
+    )
+    db.session.commit()
+
+
 def process_event(event: dict) -> EventOutcome:
     """Apply a verified Stripe event at most once, in one transaction with its ledger row.
 
@@ -251,7 +354,7 @@ def process_event(event: dict) -> EventOutcome:
 
 def _already_applied(event_id: str) -> bool:
     status = db.session.scalar(select(WebhookEvent.status).where(WebhookEvent.id == event_id))
-    return status in ("processed", "ignored")
+    return status in DONE_STATUSES
 
 
 def _claim_event(event: dict, status: str) -> bool:
@@ -278,9 +381,9 @@ def _claim_event(event: dict, status: str) -> bool:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).one()
-    if existing.status in ("processed", "ignored"):
+    if existing.status in DONE_STATUSES:
         return False
-    # A delivery that failed before: this one applies it.
+    # Received and waiting, or a delivery that failed before: this one applies it.
     existing.status, existing.error, existing.processed_at = status, None, now
     existing.attempts = (existing.attempts or 0) + 1
     return True
@@ -294,7 +397,7 @@ def _record_failure(event: dict, exc: Exception) -> str:
             id=event["id"], type=event["type"], created=int(event["created"]), payload=event
         )
         db.session.add(row)
-    elif row.status in ("processed", "ignored"):
+    elif row.status in DONE_STATUSES:
         return error
     row.status, row.error, row.attempts = "failed", error, (row.attempts or 0) + 1
     try:

@@ -22,7 +22,7 @@ from celery.result import AsyncResult
 from flask import Flask, current_app, has_app_context
 
 # The modules that define jobs; each is imported before any app binds the registry.
-JOB_MODULES: tuple[str, ...] = ("webapp.jobs.scheduled",)
+JOB_MODULES: tuple[str, ...] = ("webapp.jobs.scheduled", "webapp.webhooks.jobs")
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,11 @@ def celery_settings(config: Any) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
+        # Queueing happens inside web requests (a webhook answers Stripe in milliseconds): a
+        # broker that is down or unreachable must fail the publish fast, not hold the request
+        # for Celery's default of several retries; the caller keeps the work (the ledger).
+        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_max": 0},
+        "broker_transport_options": {"socket_connect_timeout": 2},
         "task_default_queue": config.get("JOBS_QUEUE") or "llmgen",
         "worker_hijack_root_logger": False,
         "timezone": "UTC",

@@ -65,6 +65,7 @@ SCHEDULES: tuple[Schedule, ...] = (
     Schedule("stripe.resync_subscriptions", timedelta(hours=6)),
     Schedule("mail.deliver_due", timedelta(seconds=30)),
     Schedule("cleanup.expired_rows", timedelta(hours=6)),
+    Schedule("webhooks.sweep", timedelta(minutes=5)),
 )
 
 

@@ -214,10 +214,16 @@ class WebhookEvent(db.Model):
     type: Mapped[str] = mapped_column(String(100))
     created: Mapped[int] = mapped_column(BigInteger)  # Stripe's `created`, Unix seconds
     payload: Mapped[dict] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(20), index=True)  # processed | ignored | failed
+    # received (waiting for a worker) | processed | ignored | failed | replaying
+    status: Mapped[str] = mapped_column(String(20), index=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # When the sweeper last queued it again (a `received` row older than this is re-queued).
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A `failed` event's next retry by a worker; NULL once retries are spent (`flask webhooks
+    # replay`). Past it by the sweep age, the retry was lost and the sweeper queues the event.
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 

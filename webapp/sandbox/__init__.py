@@ -36,6 +36,9 @@ class Sandbox:
         # Where hosted pages are when no site request tells us (CLI, standalone server).
         self.public_url: str | None = app.config.get("SANDBOX_PUBLIC_URL") or None
         self.upcoming_days = upcoming_days(app)
+        # SANDBOX_LATENCY_MS: each API call answers this much later, as Stripe over the
+        # internet does (benchmarks: how the site holds up when every call costs 200 ms).
+        self.latency_seconds = max(0, int(app.config.get("SANDBOX_LATENCY_MS") or 0)) / 1000
         self.webhooks = Webhooks(self, app)
         # When the app lets go of its database (tests tearing an app down), its background
         # worker stops too, instead of polling tables that may be gone.

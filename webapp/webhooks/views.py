@@ -1,14 +1,24 @@
-"""`POST /webhooks/stripe`: exempt from CSRF, because Stripe's signature is its proof."""
+"""`POST /webhooks/stripe`: exempt from CSRF, because Stripe's signature is its proof.
+
+Accept fast, process in workers: the endpoint verifies the event, records it in the ledger as
+`received`, queues the `webhooks.process` job and answers 200 without calling Stripe. Stripe
+asks for a 2xx "quickly … prior to any complex logic", retries a failed delivery for up to
+three days and may deliver an event more than once or out of order (docs.stripe.com/webhooks,
+"Best practices"): the ledger, not the queue, is the source of truth. Without a broker the job
+runs here, during the request, and its outcome is the answer (500 on a failure: Stripe retries).
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from celery.result import EagerResult
 from flask import Blueprint, Response, current_app, jsonify, request
+from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy.exc import OperationalError
 
-from webapp import billing
+from webapp import billing, jobs
 from webapp.billing.events import EVENT_HANDLERS
 from webapp.extensions import csrf, db
 from webapp.stripe_gateway import SignatureVerificationFailed, get_gateway
@@ -85,12 +95,33 @@ def stripe_webhook() -> tuple[Response, int]:
         log.error("webhook refused: signed but malformed event: %s", problem)
         return _reply(400, f"malformed event: {problem}")
     try:
-        outcome = billing.process_event(event)
+        receipt = billing.record_received(event)
+        if receipt.done:
+            # Ignored at once (no effects, no job), or a redelivery of an event already applied.
+            return _reply(200, receipt.status if receipt.new else "duplicate")
+        status = _process(event["id"])
     except OperationalError:
         db.session.rollback()
         log.exception("webhook %s: database unavailable", event.get("id"))
         return _reply(503, "database unavailable; retry later")
-    log.info("webhook %s (%s): %s", event["id"], event["type"], outcome.status)
-    if outcome.status == "failed":
+    log.info("webhook %s (%s): %s", event["id"], event["type"], status)
+    if status == "failed":
         return _reply(500, "processing failed; retry later")
-    return _reply(200, outcome.status)
+    return _reply(200, status)
+
+
+def _process(event_id: str) -> str:
+    """Queue the event's processing; without a broker it runs now and its outcome is returned.
+
+    A broker that cannot take the job leaves the event `received` in the ledger, where the
+    sweeper finds it: Stripe still gets its 200, and nothing is lost.
+    """
+    try:
+        result = jobs.enqueue("webhooks.process", event_id)
+    except BrokerUnavailable:
+        log.exception("webhook %s: job queue unavailable; left received for the sweeper", event_id)
+        return "received"
+    if isinstance(result, EagerResult):
+        # Run already, in this thread; Celery refuses get() from threads it thinks are tasks.
+        return result.get(disable_sync_subtasks=False).status
+    return "received"

@@ -60,6 +60,9 @@ class SandboxAPI:
         )
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]):
+        if self.sandbox.latency_seconds:
+            # The network and Stripe's own work, for every call (SANDBOX_LATENCY_MS).
+            time.sleep(self.sandbox.latency_seconds)
         request = Request(environ)
         request_id = new_id("req_", 14)
         try:
