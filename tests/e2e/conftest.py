@@ -155,11 +155,19 @@ def unique_email(name: str, domain: str = "example.com") -> str:
 # --- looking at pages --------------------------------------------------------------------------
 
 
-def assert_accessible(page: Page, name: str) -> None:
-    """axe-core finds nothing on the page as it is now (every rule, every impact)."""
+def axe_report(page: Page, name: str) -> str | None:
+    """axe-core's report of the page as it is now (every rule, every impact), None if clean."""
     results = AXE.run(page, options=AXE_OPTIONS)
+    if not results.violations_count:
+        return None
     width = page.viewport_size["width"] if page.viewport_size else "?"
-    assert results.violations_count == 0, f"{name} at {width}px:\n{results.generate_report()}"
+    return f"{name} at {width}px ({page.url}):\n{results.generate_report()}"
+
+
+def assert_accessible(page: Page, name: str) -> None:
+    """axe-core finds nothing on the page as it is now."""
+    report = axe_report(page, name)
+    assert report is None, report
 
 
 def shoot(page: Page, name: str, *, top: bool = False) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FAILING = '''
+FAILING = """
 from playwright.sync_api import expect
 
 
@@ -23,7 +23,7 @@ def test_a_page_that_is_not_what_we_expect(page):
 def test_a_page_that_is(page):
     page.set_content("<main><h1>Hello</h1></main>")
     expect(page.get_by_role("heading")).to_have_text("Hello")
-'''
+"""
 
 
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
