@@ -7,7 +7,7 @@ PORT ?= 5000
 # Two workers (pytest-xdist): the suite is I/O-bound enough to use both cores.
 PYTEST_ARGS ?= -n 2
 
-.PHONY: run install install-dev chromium migrate test lint format serve-gunicorn clean wrk bench bench-smoke reliability attack-production
+.PHONY: run install install-dev chromium migrate test test-postgres e2e-remote lint format serve-gunicorn clean wrk bench bench-smoke reliability attack-production
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -44,9 +44,21 @@ run: migrate
 test: install-dev chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-## make reliability: concurrency, faults, security and bad input on a fresh PostgreSQL database
-## (RELIABILITY_DATABASE_URL, default postgres@127.0.0.1:5432/reliability); prints two tables:
-## the figures, and each group of attacks tried and refused
+## make test-postgres: the whole suite on a fresh, uniquely named PostgreSQL database, dropped
+## afterwards (PG_SERVER, default postgres@127.0.0.1:5432; the server is shared: nothing else is
+## dropped)
+test-postgres: install-dev chromium
+	$(BIN)/python tests/pg_database.py --prefix test -- $(BIN)/pytest $(PYTEST_ARGS)
+
+## make e2e-remote BASE_URL=http://host:port: the browser tests against a site someone started
+## in sandbox mode (tests marked in_process are skipped; see README "Browser tests")
+e2e-remote: install-dev chromium
+	@test -n "$(BASE_URL)" || { echo "usage: make e2e-remote BASE_URL=http://host:port"; exit 2; }
+	$(BIN)/pytest tests/e2e --base-url "$(BASE_URL)"
+
+## make reliability: concurrency, faults, security and bad input on a fresh, uniquely named
+## PostgreSQL database (on RELIABILITY_DATABASE_URL's server, default postgres@127.0.0.1:5432),
+## dropped afterwards; prints two tables: the figures, and each group of attacks tried and refused
 reliability: install-dev
 	$(BIN)/python tests/reliability/report.py
 

@@ -3,18 +3,29 @@
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+from webapp.config import load_env_file
+
+# Development: the working directory's .env, as `flask` reads it (production: the environment).
+load_env_file()
+
+
+def _setting(name: str, default: str) -> str:
+    """An environment variable; empty (`WEB_CONCURRENCY=` as in .env.example) means the default."""
+    return os.environ.get(name) or default
+
+
+bind = _setting("GUNICORN_BIND", "127.0.0.1:8000")
 # One sync worker per core plus one. Gunicorn's usual advice is two per core plus one, for apps
 # that mostly wait on I/O; with pages served from memory ours mostly compute, and on 2 cores
 # `make bench` measured 3 workers ahead of 5 on every row (5-40% more requests/s, a shorter
 # p99, less memory). With a distant database, raise WEB_CONCURRENCY and measure again.
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+workers = int(_setting("WEB_CONCURRENCY", str(multiprocessing.cpu_count() + 1)))
+threads = int(_setting("GUNICORN_THREADS", "1"))
 # A sync worker busy with one request for longer than this is killed, and its client gets a
 # dropped connection. The app keeps each request's Stripe work within STRIPE_REQUEST_BUDGET_SECONDS
 # (15 by default) and refuses to start unless that leaves at least 5 s of this timeout; webapp's
 # Config reads GUNICORN_TIMEOUT too, so set it here through the variable, not --timeout.
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+timeout = int(_setting("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = 20
 keepalive = 5
 # Load the app once in the master and fork workers from it: a new or recycled worker starts in
@@ -25,7 +36,7 @@ preload_app = True
 # Recycle workers now and then so a slow leak can never grow without bound.
 max_requests = 20000
 max_requests_jitter = 2000
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+accesslog = _setting("GUNICORN_ACCESSLOG", "-")
 # The usual combined format plus the duration and the app's request id (X-Request-ID), so an
 # access line can be matched with the application's log lines of the same request.
 access_log_format = (
@@ -37,4 +48,4 @@ errorlog = "-"
 SHM = "/dev/shm"  # noqa: S108 (gunicorn makes its own unpredictable file inside)
 worker_tmp_dir = SHM if os.path.isdir(SHM) else None
 # Only these addresses may tell us the original scheme (X-Forwarded-Proto): the reverse proxy.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+forwarded_allow_ips = _setting("FORWARDED_ALLOW_IPS", "127.0.0.1")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,7 +24,9 @@ from webapp.models.base import utcnow
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """DATABASE_URL when it names PostgreSQL (CI's second run), else a throwaway SQLite file.
 
-    Under pytest-xdist every worker gets a PostgreSQL database of its own beside DATABASE_URL's.
+    Under pytest-xdist every worker gets a PostgreSQL database of its own beside DATABASE_URL's,
+    uniquely named (the server is shared: two runs, or two engineers, with the same
+    DATABASE_URL must not drop each other's), created here and dropped here.
     """
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgresql", "postgres://")):
@@ -34,10 +37,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
         return
     base = make_url(url.replace("postgres://", "postgresql+psycopg://", 1))
-    name = f"{base.database}_{worker}"
-    _run_on_server(
-        base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
-    )
+    name = f"{base.database}_{worker}_{secrets.token_hex(3)}"
+    _run_on_server(base, f'CREATE DATABASE "{name}"')
     yield base.set(database=name).render_as_string(hide_password=False)
     _run_on_server(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

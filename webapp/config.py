@@ -30,6 +30,23 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:5000"  # `make run`
 REQUEST_HEADROOM_SECONDS = 5
 
 
+def load_env_file(path: str | os.PathLike[str] = ".env") -> bool:
+    """Outside production, read `path` (the working directory's `.env`) into the environment;
+    True if it was read.
+
+    Development reads the file so `make run`, `flask --app wsgi …` and gunicorn see the same
+    settings (Flask's CLI reads it too, by itself). Variables already in the environment win
+    over the file. With APP_ENV=production in the environment nothing is read: there the
+    environment, set by the service manager, is the one source of settings.
+    """
+    if os.environ.get("APP_ENV") == "production" or not os.path.isfile(path):
+        return False
+    from dotenv import load_dotenv  # a development convenience: production never imports it
+
+    load_dotenv(path, override=False)
+    return True
+
+
 # Settings that hold a rate limit ("10 per minute; 100 per hour"), checked at start-up.
 LIMIT_SETTINGS = (
     "LOGIN_RATE_LIMIT",

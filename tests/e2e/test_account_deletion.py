@@ -8,11 +8,15 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import sql
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up, wait_for
 from webapp.stripe_gateway import get_gateway
+
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = pytest.mark.in_process
 
 SHOTS_DIR = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-del"))
 EMAIL = "leaving@example.com"

@@ -4,28 +4,15 @@ the address and the password."""
 
 from __future__ import annotations
 
-import os
 import re
 
 from playwright.sync_api import Page, expect
 
+from tests.e2e.conftest import shoot, unique_email
+
 PASSWORD = "a long enough password"
 RESET_PASSWORD = "violet harbour lantern 81"
 CHANGED_PASSWORD = "copper meadow whistle 53"
-WIDTHS = ((1280, 800), (390, 844))
-
-
-def look(page: Page, name: str) -> None:
-    """At a desktop and a phone width: nothing scrolls sideways; a screenshot of each when
-    SCREENSHOT_DIR is set (the pages were looked at this way)."""
-    shots = os.environ.get("SCREENSHOT_DIR")
-    for width, height in WIDTHS:
-        page.set_viewport_size({"width": width, "height": height})
-        assert page.evaluate("document.documentElement.scrollWidth") <= width, (name, width)
-        if shots:
-            os.makedirs(shots, exist_ok=True)
-            page.screenshot(path=f"{shots}/{name}-{width}.png", full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def open_mail(page: Page, base: str, subject: str, button: str) -> str:
@@ -43,45 +30,46 @@ def open_mail(page: Page, base: str, subject: str, button: str) -> str:
     return href
 
 
-def test_sign_up_verify_reset_and_change_email_and_password(browser, live_server, page):
+def test_sign_up_verify_reset_and_change_email_and_password(new_context, live_server, page):
     base = live_server.url
+    email, new_email = unique_email("grace"), unique_email("grace", "new.example")
 
     # Sign up: a banner asks to verify; the mail's link does it.
     page.goto(f"{base}/signup")
-    page.get_by_label("Email").fill("grace@example.com")
+    page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign up").click()
     expect(page).to_have_url(f"{base}/account")
     banner = page.get_by_test_id("verify-banner")
     expect(banner).to_contain_text("Please verify your email address")
     expect(page.get_by_test_id("api-keys-need-verification")).to_be_visible()
-    look(page, "account-unverified")
+    shoot(page, "account-unverified")
     open_mail(page, base, "Verify your email address for LLMGen", "Verify my address")
     expect(page).to_have_url(f"{base}/account")
-    expect(page.get_by_text("Thank you: grace@example.com is verified.")).to_be_visible()
+    expect(page.get_by_text(f"Thank you: {email} is verified.")).to_be_visible()
     expect(page.get_by_test_id("verify-banner")).to_have_count(0)
     expect(page.get_by_role("button", name="Create API key")).to_be_visible()
 
     # Another browser logged in as Grace.
-    elsewhere = browser.new_context(viewport={"width": 1280, "height": 800})
+    elsewhere = new_context(viewport={"width": 1280, "height": 800})
     other = elsewhere.new_page()
     other.goto(f"{base}/login")
-    other.get_by_label("Email").fill("grace@example.com")
+    other.get_by_label("Email").fill(email)
     other.get_by_label("Password").fill(PASSWORD)
     other.get_by_role("button", name="Log in").click()
     expect(other).to_have_url(f"{base}/account")
 
     # Forgotten: from the log-in page of a third browser, without an account session.
-    phone = browser.new_context(viewport={"width": 1280, "height": 800})
+    phone = new_context(viewport={"width": 1280, "height": 800})
     person = phone.new_page()
     person.goto(f"{base}/login")
     person.get_by_role("link", name="Forgot your password?").click()
     expect(person.get_by_role("heading", name="Forgot your password?")).to_be_visible()
-    look(person, "forgot")
-    person.get_by_label("Email").fill("Grace@Example.com")
+    shoot(person, "forgot")
+    person.get_by_label("Email").fill(email.upper())
     person.get_by_role("button", name="Send the link").click()
-    expect(person.get_by_test_id("reset-sent")).to_contain_text("grace@example.com")
-    look(person, "forgot-sent")
+    expect(person.get_by_test_id("reset-sent")).to_contain_text(email)
+    shoot(person, "forgot-sent")
 
     link = open_mail(person, base, "Reset your LLMGen password", "Choose a new password")
     expect(person).to_have_url(f"{base}/password/reset")  # the token left the address bar
@@ -89,7 +77,7 @@ def test_sign_up_verify_reset_and_change_email_and_password(browser, live_server
     person.get_by_label("New password", exact=True).fill("password123")
     person.get_by_role("button", name="Save the new password").click()
     expect(person.get_by_text("too easy to guess")).to_be_visible()
-    look(person, "reset")
+    shoot(person, "reset")
     person.get_by_label("New password", exact=True).fill(RESET_PASSWORD)
     person.get_by_role("button", name="Save the new password").click()
     expect(person).to_have_url(f"{base}/account")
@@ -105,24 +93,24 @@ def test_sign_up_verify_reset_and_change_email_and_password(browser, live_server
     person.goto(link)
     expect(person.get_by_text("This link has expired")).to_be_visible()
     expect(person.get_by_role("link", name="Send me a new link")).to_be_visible()
-    look(person, "reset-used")
+    shoot(person, "reset-used")
 
     # Change the address: confirmed from a link mailed to the new one.
     person.goto(f"{base}/account")
     expect(person.get_by_role("heading", name="Sign-in and security")).to_be_visible()
     person.get_by_role("link", name="Change email").click()
-    look(person, "change-email")
-    person.get_by_label("New email address").fill("grace@new.example")
+    shoot(person, "change-email")
+    person.get_by_label("New email address").fill(new_email)
     person.get_by_label("Current password", exact=True).fill(RESET_PASSWORD)
     person.get_by_role("button", name="Send the link").click()
-    expect(person.get_by_text("We sent a link to grace@new.example")).to_be_visible()
+    expect(person.get_by_text(f"We sent a link to {new_email}")).to_be_visible()
     open_mail(person, base, "Confirm your new email address for LLMGen", "Use this address")
-    expect(person.get_by_text("Your email address is now grace@new.example.")).to_be_visible()
-    expect(person.get_by_text("Signed in as grace@new.example")).to_be_visible()
+    expect(person.get_by_text(f"Your email address is now {new_email}.")).to_be_visible()
+    expect(person.get_by_text(f"Signed in as {new_email}")).to_be_visible()
 
     # Change the password: this browser stays in, and the new one logs in.
     person.get_by_role("link", name="Change password").click()
-    look(person, "change-password")
+    shoot(person, "change-password")
     person.get_by_label("Current password", exact=True).fill("not the password at all")
     person.get_by_label("New password", exact=True).fill(CHANGED_PASSWORD)
     person.get_by_role("button", name="Change password").click()
@@ -135,7 +123,7 @@ def test_sign_up_verify_reset_and_change_email_and_password(browser, live_server
     expect(person).to_have_url(f"{base}/account")
 
     other.goto(f"{base}/login")
-    other.get_by_label("Email").fill("grace@new.example")
+    other.get_by_label("Email").fill(new_email)
     other.get_by_label("Password").fill(CHANGED_PASSWORD)
     other.get_by_role("button", name="Log in").click()
     expect(other).to_have_url(f"{base}/account")

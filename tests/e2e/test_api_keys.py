@@ -7,18 +7,22 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import create_user
 from tests.e2e.test_copy_editor import PASSWORD, log_in
 
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = pytest.mark.in_process
+
 SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-api-keys"))
 
 
-def test_api_keys_on_the_account_page_at_390_px(browser, live_server):
+def test_api_keys_on_the_account_page_at_390_px(new_context, live_server):
     base = live_server.url
     create_user(live_server.app, email="kim@example.com", password=PASSWORD)
-    context = browser.new_context(viewport={"width": 390, "height": 844})
+    context = new_context(viewport={"width": 390, "height": 844})
     page = context.new_page()
     log_in(page, base, "kim@example.com")
 

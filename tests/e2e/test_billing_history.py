@@ -5,9 +5,13 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
+
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = pytest.mark.in_process
 
 SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-history"))
 

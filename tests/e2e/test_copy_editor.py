@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
 from tests.conftest import create_user
 
-pytestmark = pytest.mark.e2e
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = [pytest.mark.e2e, pytest.mark.in_process]
 
 PASSWORD = "correct horse battery"
 OLD_TAGLINE = "For individuals shipping real work."
@@ -23,10 +24,10 @@ def log_in(page: Page, base_url: str, email: str) -> None:
     expect(page).to_have_url(f"{base_url}/account")
 
 
-def test_marketing_edits_previews_publishes_and_reverts(browser: Browser, live_server):
+def test_marketing_edits_previews_publishes_and_reverts(new_context, live_server):
     base = live_server.url
     create_user(live_server.app, email="mia@example.com", role="marketing")
-    editor_context, public_context = browser.new_context(), browser.new_context()
+    editor_context, public_context = new_context(), new_context()
     editor, visitor = editor_context.new_page(), public_context.new_page()
     dialogs: list[str] = []
     for page in (editor, visitor):
@@ -78,9 +79,9 @@ def test_marketing_edits_previews_publishes_and_reverts(browser: Browser, live_s
     public_context.close()
 
 
-def test_normal_user_gets_403(browser: Browser, live_server):
+def test_normal_user_gets_403(new_context, live_server):
     create_user(live_server.app, email="user@example.com", role="user")
-    context = browser.new_context()
+    context = new_context()
     page = context.new_page()
     log_in(page, live_server.url, "user@example.com")
     expect(page.get_by_role("link", name="Edit copy")).to_have_count(0)
@@ -89,10 +90,10 @@ def test_normal_user_gets_403(browser: Browser, live_server):
     context.close()
 
 
-def test_script_typed_into_copy_shows_as_text_and_never_runs(browser: Browser, live_server):
+def test_script_typed_into_copy_shows_as_text_and_never_runs(new_context, live_server):
     base = live_server.url
     create_user(live_server.app, email="mia@example.com", role="marketing")
-    context = browser.new_context()
+    context = new_context()
     page = context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))

@@ -13,6 +13,9 @@ from playwright.sync_api import expect
 from tests.conftest import sql
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = pytest.mark.in_process
+
 SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-credits"))
 TOKEN = "service-token-for-the-browser-test-0123456"
 

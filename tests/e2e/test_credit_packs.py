@@ -13,6 +13,9 @@ from tests.conftest import sql
 from tests.e2e.test_credit_history import TOKEN, service_post
 from tests.e2e.test_subscribe import pay, sign_up
 
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = pytest.mark.in_process
+
 SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-packs"))
 
 

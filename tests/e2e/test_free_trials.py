@@ -4,19 +4,19 @@ DATE" and the trial allowance; then with the test clock either a card added in t
 converts it (active, first invoice paid, the month's credits added) or, with no card, it ends
 cancelled with the allowance and nothing more."""
 
-import os
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import sql
+from tests.e2e.conftest import shoot
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 from webapp.stripe_gateway import get_gateway
 
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-trials"))
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = pytest.mark.in_process
 
 
 @pytest.fixture
@@ -27,16 +27,6 @@ def config_overrides():
             "CHECKOUT_TRIALS_WITHOUT_CARD": "true",
         }
     }
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for width, height in ((1280, 800), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        scroll = page.evaluate("document.documentElement.scrollWidth")
-        assert scroll <= width, f"{name} scrolls sideways at {width}px"
-    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def start_card_less_trial(live_server, page, email: str) -> str:

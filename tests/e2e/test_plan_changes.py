@@ -4,6 +4,7 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import unique_email
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 from webapp.plan_changes import CHANGE_QUESTION
 
@@ -22,7 +23,7 @@ def choose_in_portal(page, label_part: str) -> None:
 def test_a_downgrade_waits_for_the_period_end_and_an_upgrade_applies_at_once(live_server, page):
     url = live_server.url
     page.goto(f"{url}/signup?plan=business&cycle=monthly")
-    sign_up(page, "switcher@example.com")
+    sign_up(page, unique_email("switcher"))
     pay(page, "4242 4242 4242 4242")
     expect(page.get_by_role("heading", level=1)).to_contain_text("You're on Business")
     open_account_until(page, url, "10,000")

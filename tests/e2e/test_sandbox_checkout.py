@@ -9,7 +9,8 @@ import pytest
 
 from webapp.stripe_gateway import StripeGateway, get_gateway
 
-pytestmark = pytest.mark.e2e
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = [pytest.mark.e2e, pytest.mark.in_process]
 
 
 @pytest.fixture

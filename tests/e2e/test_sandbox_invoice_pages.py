@@ -4,35 +4,23 @@ that waits for 3-D Secure. Screenshots at 1280 and 390 px go to SHOTS_DIR."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.e2e.conftest import shoot
 from tests.e2e.test_sandbox_checkout import fill_card, open_checkout
 from webapp.stripe_gateway import StripeGateway, get_gateway
 
-pytestmark = pytest.mark.e2e
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-sbx"))
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = [pytest.mark.e2e, pytest.mark.in_process]
 
 
 @pytest.fixture
 def sandbox_site(live_server) -> Iterator:
     yield live_server
     live_server.app.extensions["stripe_sandbox"].webhooks.stop_worker()
-
-
-def shoot(page, name: str) -> None:
-    """The page at desktop and phone widths; the page must not scroll sideways at 390 px."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for width in (1280, 390):
-        page.set_viewport_size({"width": width, "height": 800})
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-        assert overflow <= 0, f"{name} scrolls sideways at {width}px"
-    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def checkout_3ds(site, page, gateway: StripeGateway, email: str):

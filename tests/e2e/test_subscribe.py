@@ -3,9 +3,11 @@
 import re
 import time
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import sql
+from tests.e2e.conftest import unique_email
 
 
 def sign_up(page, email: str, *, plan_chosen: bool = True) -> None:
@@ -18,7 +20,12 @@ def sign_up(page, email: str, *, plan_chosen: bool = True) -> None:
         page.get_by_role("button", name="Continue to payment").click()
 
 
-def pay(page, card: str) -> None:
+def pay(page, card: str, *, agree: bool = True) -> None:
+    """Pay on the sandbox's Checkout page; tick the terms box when the site asks for consent
+    (development does), unless `agree=False`."""
+    terms = page.get_by_role("checkbox", name=re.compile("I agree to the LLMGen Terms"))
+    if agree and terms.count():
+        terms.check()
     page.get_by_label("Card number").fill(card)
     page.get_by_label("Expiry").fill("12 / 34")
     page.get_by_label("CVC").fill("123")
@@ -41,6 +48,7 @@ def open_account_until(page, url: str, text: str) -> None:
     wait_for(shows)
 
 
+@pytest.mark.in_process
 def test_choose_sign_up_pay_then_manage_in_the_portal(live_server, page):
     url = live_server.url
     page.goto(f"{url}/pricing")
@@ -93,7 +101,7 @@ def test_choose_sign_up_pay_then_manage_in_the_portal(live_server, page):
 def test_declined_card_shows_the_decline_and_no_plan(live_server, page):
     url = live_server.url
     page.goto(f"{url}/signup?plan=starter&cycle=monthly")
-    sign_up(page, "declined@example.com")
+    sign_up(page, unique_email("declined"))
     pay(page, "4000 0000 0000 0002")
     expect(page.get_by_role("alert")).to_contain_text(re.compile("declined", re.I))
     page.goto(f"{url}/account")
@@ -103,13 +111,14 @@ def test_declined_card_shows_the_decline_and_no_plan(live_server, page):
 def test_cancel_link_leads_to_the_cancel_page(live_server, page):
     url = live_server.url
     page.goto(f"{url}/signup?plan=agency&cycle=monthly")
-    sign_up(page, "changed-mind@example.com")
+    sign_up(page, unique_email("changed-mind"))
     page.get_by_role("link", name=re.compile("Back|Cancel|Return", re.I)).first.click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("nothing was charged")
     page.get_by_role("link", name="Back to pricing").last.click()
     expect(page.locator("#plan-agency")).to_have_class(re.compile("is-selected"))
 
 
+@pytest.mark.in_process
 def test_a_member_following_a_plan_link_confirms_before_checkout(live_server, page):
     url = live_server.url
     page.goto(f"{url}/signup")

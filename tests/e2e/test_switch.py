@@ -1,27 +1,20 @@
 """Switching plan from the pricing page in Chromium: the yearly card's Switch confirms the
-yearly plan, at the price Stripe previews, and the account page shows the result. Screenshots
-go to SHOTS_DIR (default /tmp/shots-switch)."""
+yearly plan, at the price Stripe previews, and the account page shows the result.
+Screenshots go to SHOTS_DIR (tests/e2e/conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
+import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import shoot
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 from webapp.stripe_gateway import get_gateway
 
-SHOTS_DIR = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-switch"))
-
-
-def shoot(page, name: str) -> None:
-    SHOTS_DIR.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS_DIR / f"{name}-1280.png"), full_page=True)
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.screenshot(path=str(SHOTS_DIR / f"{name}-390.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 800})
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = pytest.mark.in_process
 
 
 def cents(text: str) -> int:

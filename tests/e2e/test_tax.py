@@ -3,17 +3,17 @@ applicable" on the pricing page, German VAT and the total on the hosted Checkout
 tax on the invoice in the billing history; its address and VAT number fill in the company
 details, which it then edits from the account page."""
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import shoot
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-tax"))
+# It reads and changes the app in process: not against a --base-url site.
+pytestmark = pytest.mark.in_process
 
 
 @pytest.fixture
@@ -24,17 +24,6 @@ def config_overrides() -> dict[str, Any]:
             "CHECKOUT_TAX_ID_COLLECTION": "true",
         }
     }
-
-
-def shoot(page, name: str) -> None:
-    """Screenshots at 1280 and 390 px; the page must never scroll sideways."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for width, height in ((1280, 800), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        scroll = page.evaluate("document.documentElement.scrollWidth")
-        assert scroll <= width, f"{name} scrolls sideways at {width}px"
-    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def test_a_german_business_sees_vat_at_checkout_and_on_its_invoice(live_server, page):

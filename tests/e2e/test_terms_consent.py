@@ -2,30 +2,16 @@
 paid until "I agree to the Terms of Service" is ticked; the terms page renders, is linked from
 the footer, and reads at 1280 and 390 px without scrolling sideways."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import sql
+from tests.e2e.conftest import SHOTS, shoot
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 
-SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-consent"))
 CONSENT_ON = {"CHECKOUT_OVERRIDES": {"CHECKOUT_CONSENT_COLLECTION": "true"}}
-
-
-def shoot(page, name: str) -> None:
-    """Screenshots at both widths; neither may scroll sideways."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for width, height in ((1280, 800), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        page.screenshot(path=str(SHOTS / f"{name}-{width}-top.png"))  # first screen, full size
-        scroll = page.evaluate("document.documentElement.scrollWidth")
-        assert scroll <= width, f"{name} scrolls sideways at {width}px"
-    page.set_viewport_size({"width": 1280, "height": 800})
 
 
 def test_the_terms_page_from_the_footer(live_server, page):
@@ -34,7 +20,7 @@ def test_the_terms_page_from_the_footer(live_server, page):
     expect(page).to_have_url(f"{live_server.url}/terms")
     expect(page.get_by_role("heading", level=1)).to_have_text("Terms of Service")
     expect(page.get_by_role("row", name=re.compile("Professional"))).to_contain_text("$12.99")
-    shoot(page, "terms")
+    shoot(page, "terms", top=True)
     page.set_viewport_size({"width": 390, "height": 844})
     table = page.locator(".legal-table")
     table.screenshot(path=str(SHOTS / "terms-table-390.png"))
@@ -43,9 +29,10 @@ def test_the_terms_page_from_the_footer(live_server, page):
     page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role("contentinfo").get_by_role("link", name="Privacy Policy").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Privacy Policy")
-    shoot(page, "privacy")
+    shoot(page, "privacy", top=True)
 
 
+@pytest.mark.in_process
 @pytest.mark.parametrize("config_overrides", [CONSENT_ON])
 def test_checkout_cannot_be_paid_until_the_terms_are_ticked(live_server, page):
     url = live_server.url
@@ -66,11 +53,11 @@ def test_checkout_cannot_be_paid_until_the_terms_are_ticked(live_server, page):
     link = page.get_by_test_id("terms-label").get_by_role("link", name="Terms of Service")
     expect(link).to_have_attribute("href", f"{url}/terms")
 
-    pay(page, "4242 4242 4242 4242")  # without the tick
+    pay(page, "4242 4242 4242 4242", agree=False)  # without the tick
     expect(page.get_by_text("Please agree to the Terms of Service to continue.")).to_be_visible()
     expect(page.get_by_role("heading", level=1)).to_have_text("Pay for your subscription")
     assert sql(live_server.app, "select count(*) from subscriptions") == [(0,)]
-    shoot(page, "checkout-refused")
+    shoot(page, "checkout-refused", top=True)
 
     box.check()
     pay(page, "4242 4242 4242 4242")
@@ -80,6 +67,7 @@ def test_checkout_cannot_be_paid_until_the_terms_are_ticked(live_server, page):
     assert accepted_at is not None
 
 
+@pytest.mark.in_process
 def test_without_the_option_the_checkout_has_no_box(live_server, page):
     page.goto(f"{live_server.url}/pricing")
     page.locator("#plan-starter").get_by_role("link", name=re.compile("Start with Starter")).click()

@@ -1,8 +1,10 @@
 """`make reliability`: the reliability tests on a fresh PostgreSQL database, then one table.
 
-Creates the database, runs `pytest tests/reliability` against it with the figures recorder on,
-prints the figures, and exits non-zero if a test failed or a must-be-zero figure is not zero.
-RELIABILITY_DATABASE_URL names the server (default: postgres@127.0.0.1:5432, as in CI).
+Creates a uniquely named database (`reliability_<time>_<pid>_<random>`: the server is shared),
+runs `pytest tests/reliability` against it with the figures recorder on, drops it, prints the
+figures, and exits non-zero if a test failed or a must-be-zero figure is not zero.
+RELIABILITY_DATABASE_URL names the server (default: postgres@127.0.0.1:5432, as in CI); a
+database named in it is only the prefix of the new one's name, never dropped.
 """
 
 from __future__ import annotations
@@ -15,26 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from tests.pg_database import DEFAULT_SERVER, scratch_database  # noqa: E402
 from tests.reliability.conftest import ATTACK_GROUPS, FIGURES, MUST_BE_ZERO  # noqa: E402
-
-DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/reliability"
-
-
-def fresh_database(url: str) -> str:
-    """Drop and create the database `url` names; returns the URL for SQLAlchemy."""
-    target = make_url(url).set(drivername="postgresql+psycopg")
-    admin = target.set(database="postgres", drivername="postgresql")
-    name = target.database
-    with psycopg.connect(admin.render_as_string(hide_password=False), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return target.render_as_string(hide_password=False)
 
 
 def table(counts: dict[str, int]) -> str:
@@ -65,7 +54,13 @@ def unrefused(attacks: dict[str, dict[str, int]]) -> list[str]:
 
 
 def main() -> int:
-    url = fresh_database(os.environ.get("RELIABILITY_DATABASE_URL", DEFAULT_URL))
+    server = os.environ.get("RELIABILITY_DATABASE_URL") or DEFAULT_SERVER
+    prefix = make_url(server.replace("postgres://", "postgresql://", 1)).database or "reliability"
+    with scratch_database(server, prefix) as url:
+        return run_and_report(url)
+
+
+def run_and_report(url: str) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         figures_file = Path(tmp) / "figures.json"
         env = {**os.environ, "DATABASE_URL": url, "RELIABILITY_FIGURES": str(figures_file)}
