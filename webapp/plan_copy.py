@@ -477,6 +477,7 @@ def current_version() -> int:
     if number is None:
         _create_first_revision()
         number = _latest_number()
+    assert number is not None, "the first revision was just created"
     return number
 
 

@@ -98,7 +98,10 @@ def init_app(app: Flask, api_version: str) -> Sandbox:
     if app.config.get("SANDBOX_WEBHOOK_DELIVERY") != "sync":
         # Each process runs a delivery worker from its first request on, so deliveries left
         # behind by a process that died are still sent.
-        app.before_request(lambda: sandbox.webhooks.ensure_worker() and None)
+        def start_delivery_worker() -> None:
+            sandbox.webhooks.ensure_worker()
+
+        app.before_request(start_delivery_worker)
     return sandbox
 
 

@@ -197,7 +197,7 @@ class Webhooks:
             path=path,
             method="POST",
             data=payload,
-            headers=headers,
+            headers=list(headers.items()),
             environ_base={"REMOTE_ADDR": "127.0.0.1"},
         ).get_environ()
         app_iter, status, _headers = run_wsgi_app(self.app.wsgi_app, environ, buffered=True)
