@@ -39,7 +39,7 @@ class Sandbox:
         self.webhooks = Webhooks(self, app)
         # When the app lets go of its database (tests tearing an app down), its background
         # worker stops too, instead of polling tables that may be gone.
-        event.listen(self.engine, "engine_disposed", lambda _engine: self.webhooks.stop_worker())
+        event.listen(self.engine, "engine_disposed", lambda _engine: self.webhooks.close())
         self.faults = Faults(self)
         self.api = SandboxAPI(self)
 
