@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+from typing import Any
 
 from webapp.config import load_env_file
 
@@ -49,3 +50,17 @@ SHM = "/dev/shm"  # noqa: S108 (gunicorn makes its own unpredictable file inside
 worker_tmp_dir = SHM if os.path.isdir(SHM) else None
 # Only these addresses may tell us the original scheme (X-Forwarded-Proto): the reverse proxy.
 forwarded_allow_ips = _setting("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server: Any) -> None:  # gunicorn's Arbiter (gunicorn ships no types)
+    """Say so when a server starts in development mode only because APP_ENV was left out.
+
+    The app defaults to development (sandbox Stripe, development secrets) so that `make run`
+    needs no settings; a server started without APP_ENV is most likely meant for production.
+    """
+    if "APP_ENV" not in os.environ:
+        server.log.warning(
+            "APP_ENV is not set: serving in DEVELOPMENT mode (the Stripe sandbox, development "
+            "secrets, no production checks). Set APP_ENV=production to deploy, or "
+            "APP_ENV=development to run development mode on purpose."
+        )

@@ -75,6 +75,7 @@ def register_extensions(app: Flask) -> None:
         jobs,
         mail,
         member_cache,
+        stripe_catalog,
         stripe_gateway,
         throttle,
     )
@@ -88,7 +89,7 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     throttle.init_app(app)
     login_manager.init_app(app)
-    stripe_gateway.init_app(app)
+    stripe_gateway.init_app(app, seed_sandbox=stripe_catalog.seed_sandbox)
     mail.init_app(app)  # the outbox's delivery hook, its command and the dev mailbox
     emails.init_app(app)  # billing mail: its pages, and the credits-low check on ledger writes
     compress.init_app(app)

@@ -289,12 +289,14 @@ def init_app(app: Flask) -> None:
 
 
 def get_catalog() -> Catalog:
-    return current_app.extensions["catalog"]
+    catalog: Catalog = current_app.extensions["catalog"]
+    return catalog
 
 
 def get_checkout_options() -> CheckoutOptions:
     """The checkout options in force here: `[checkout]` for APP_ENV, with overrides applied."""
-    return current_app.extensions["checkout_options"]
+    options: CheckoutOptions = current_app.extensions["checkout_options"]
+    return options
 
 
 def format_money(cents: int, currency: str = "usd") -> str:

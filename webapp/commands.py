@@ -12,7 +12,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from webapp import stripe_gateway
+from webapp import billing, stripe_gateway
 from webapp.account.deletion import DeletionBusy, delete_account
 from webapp.admin.commands import copy_cli
 from webapp.auth import account_status, sessions
@@ -243,7 +243,7 @@ def delete_user(email: str, yes: bool) -> None:
         )
     try:
         deletion = delete_account(user.id)
-    except stripe_gateway.PaymentProviderError as exc:
+    except billing.PaymentProviderError as exc:
         raise click.ClickException(f"Stripe failed; nothing was deleted: {exc}") from None
     except DeletionBusy as exc:
         raise click.ClickException(str(exc)) from None
@@ -263,7 +263,7 @@ def replay_events(event_id: str | None, failed: bool) -> None:
 
     if bool(event_id) == failed:
         raise click.UsageError("give either an EVENT_ID or --failed")
-    event_ids = billing.failed_event_ids() if failed else [event_id]
+    event_ids = billing.failed_event_ids() if failed or event_id is None else [event_id]
     problems = 0
     for current in event_ids:
         try:

@@ -7,7 +7,7 @@ send Stripe a country it refuses.
 
 from __future__ import annotations
 
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3
 
 # The European Union's member states (EU VAT numbers, `eu_vat`), for our company details form
 # and the sandbox's Stripe Tax alike.

@@ -8,8 +8,9 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Table, TextClause, bindparam, event, text
 from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
-from webapp.extensions import db
+from webapp.extensions import Base, db
 
 __all__ = ["db", "init_app", "insert_or_ignore", "lock_row"]
 
@@ -36,7 +37,7 @@ def init_app(app: Flask) -> None:
             engine._webapp_configured = True  # type: ignore[attr-defined]
 
 
-def lock_row(model: type, primary_key: Any) -> None:
+def lock_row(model: type[Base], primary_key: Any) -> None:
     """Hold `model`'s row until this transaction ends, so writers that lock it take turns.
 
     PostgreSQL locks the row (SELECT … FOR UPDATE). SQLite has no row locks: a no-op UPDATE takes
@@ -44,7 +45,7 @@ def lock_row(model: type, primary_key: Any) -> None:
     so no other writer can commit in between (a deferred transaction would read first and then
     fail to upgrade its snapshot).
     """
-    table = model.__table__
+    table = _table(model)
     [key] = table.primary_key.columns
     session = db.session
     if session.get_bind().dialect.name == "postgresql":
@@ -55,13 +56,15 @@ def lock_row(model: type, primary_key: Any) -> None:
         session.execute(table.update().where(key == primary_key).values({key.name: key}))
 
 
-def insert_or_ignore(model: type, values: dict[str, Any], conflict_columns: list[str]) -> bool:
+def insert_or_ignore(
+    model: type[Base], values: dict[str, Any], conflict_columns: list[str]
+) -> bool:
     """INSERT a row unless one with the same `conflict_columns` exists; True if inserted.
 
     The database settles races (ON CONFLICT DO NOTHING), so there is no savepoint to manage:
     pysqlite's savepoints do not nest inside its implicit transactions.
     """
-    table = model.__table__
+    table = _table(model)
     row = {**_python_defaults(table, values), **values}
     dialect = db.session.get_bind().dialect
     statement = _insert_or_ignore_statement(
@@ -95,6 +98,13 @@ def _insert_or_ignore_statement(
     return text(sql).bindparams(*parameters)
 
 
+def _table(model: type[Base]) -> Table:
+    """A model's table (declarative models map one Table; the type says only FromClause)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def _python_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:
     """What `insert()` would fill in for the columns `values` leaves out: their Python defaults."""
     defaults = {}
@@ -102,10 +112,11 @@ def _python_defaults(table: Table, values: dict[str, Any]) -> dict[str, Any]:
         default = column.default
         if column.key in values or default is None:
             continue
-        if default.is_scalar:
+        if isinstance(default, ScalarElementColumnDefault):
             defaults[column.key] = default.arg
-        elif default.is_callable:
-            defaults[column.key] = default.arg(None)  # SQLAlchemy passes an execution context
+        elif isinstance(default, CallableColumnDefault):
+            # SQLAlchemy passes an execution context; our Python defaults take none.
+            defaults[column.key] = default.arg(None)  # type: ignore[arg-type]
         else:
             raise ValueError(f"{table.name}.{column.key}: a SQL default needs insert()")
     return defaults

@@ -482,7 +482,7 @@ def summarise(changes: list[dict[str, str]]) -> str:
 
 
 def _leaf_paths(document: dict[str, Any]) -> list[tuple[str, ...]]:
-    paths = [("page", key) for key in PAGE_FIELDS]
+    paths: list[tuple[str, ...]] = [("page", key) for key in PAGE_FIELDS]
     paths += [("plans", pid, key) for pid in document["plans"] for key in PLAN_FIELDS]
     packs = document.get("packs", {})
     return paths + [("packs", pid, key) for pid in packs for key in PACK_FIELDS]
@@ -595,6 +595,7 @@ def current_version() -> int:
     if number is None:
         _create_first_revision()
         number = _latest_number()
+    assert number is not None, "the first revision was just created"
     return number
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
+from typing import TypeGuard
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, request
@@ -112,7 +113,7 @@ class DevelopmentSecretsOffLoopback(Forbidden):
     )
 
 
-def is_safe_next(target: str | None) -> bool:
+def is_safe_next(target: str | None) -> TypeGuard[str]:
     """True only for a same-site path such as `/account?tab=1`.
 
     Refuses anything a browser could read as another origin: schemes, `//host`, backslashes

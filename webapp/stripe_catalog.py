@@ -44,9 +44,9 @@ class CatalogReport:
         self.changes.append(line)
 
 
-def _plan_products(gateway: StripeGateway) -> dict[str, object]:
+def _plan_products(gateway: StripeGateway) -> Products:
     """Our products on Stripe, by the plan id in their metadata."""
-    found = {}
+    found: Products = {}
     for product in gateway.list_products():
         plan_id = product.metadata.to_dict().get("plan_id") if product.metadata else None
         if plan_id and product.active:
@@ -71,10 +71,10 @@ def _differences(
 ) -> tuple[list[str], Products, PricesByKey]:
     """What differs between the catalog and Stripe, plus what Stripe has (for fixing it)."""
     products = _plan_products(gateway)
-    by_key = {}
+    by_key: PricesByKey = {}
     keys = [price.lookup_key for price in catalog.prices()]
-    for stripe_price in gateway.list_prices(lookup_keys=keys, active=True):
-        by_key[stripe_price.lookup_key] = stripe_price
+    for listed in gateway.list_prices(lookup_keys=keys, active=True):
+        by_key[listed.lookup_key or ""] = listed
     problems = []
     for plan in catalog.plans.values():
         product = products.get(plan.id)
@@ -121,6 +121,11 @@ def check_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
     return _portal_differences(gateway, catalog, products, by_key)[0]
 
 
+def seed_sandbox(gateway: StripeGateway) -> list[str]:
+    """Make a fresh sandbox sell the catalog (the gateway calls this before its first price)."""
+    return sync_catalog(gateway, get_catalog())
+
+
 def sync_catalog(gateway: StripeGateway, catalog: Catalog) -> list[str]:
     """Create or fix products, prices and the portal configuration until Stripe matches the
     catalog; returns the changes."""
@@ -162,7 +167,9 @@ def _pack_differences(
         return [], {}, {}
     products = _pack_products(gateway)
     keys = [pack.lookup_key for pack in catalog.packs.values()]
-    by_key = {p.lookup_key: p for p in gateway.list_prices(lookup_keys=keys, active=True)}
+    by_key: PricesByKey = {
+        p.lookup_key or "": p for p in gateway.list_prices(lookup_keys=keys, active=True)
+    }
     problems = []
     for pack in catalog.packs.values():
         product, price = products.get(pack.id), by_key.get(pack.lookup_key)

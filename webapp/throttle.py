@@ -29,7 +29,10 @@ class Throttle:
     """One app's limit storage and strategy."""
 
     def __init__(self, storage_uri: str, prefix: str, enabled: bool) -> None:
-        self.storage: Storage = storage_from_string(storage_uri)
+        storage = storage_from_string(storage_uri)
+        if not isinstance(storage, Storage):  # an async+… URI: our limiter calls it in line
+            raise ValueError(f"rate-limit storage must be synchronous, not {storage_uri!r}")
+        self.storage: Storage = storage
         self.strategy = MovingWindowRateLimiter(self.storage)
         self.prefix = prefix or "throttle"
         self.enabled = enabled

@@ -258,3 +258,75 @@ def test_a_live_claim_is_respected(app: Flask, gateway, receiver):
     receiver.received.clear()
     assert sandbox_of(app).webhooks.deliver_due() == 0
     assert receiver.received == []
+
+
+def _live_workers(app: Flask) -> list[threading.Thread]:
+    from webapp.sandbox.webhooks import DeliveryWorker
+
+    webhooks = sandbox_of(app).webhooks
+    return [
+        t
+        for t in threading.enumerate()
+        if isinstance(t, DeliveryWorker) and t.webhooks is webhooks and t.is_alive()
+    ]
+
+
+def test_no_worker_outlives_the_apps_database(database_url, _schema):
+    """Disposing the engine (a test or a server letting go of the app) stops the worker for
+    good: a late request cannot start one that would poll a database about to be dropped."""
+    from tests.conftest import _empty_all_tables
+
+    app = make_app(database_url, SANDBOX_WEBHOOK_DELIVERY="thread", STRIPE_WEBHOOK_SECRET=SECRET)
+    try:
+        assert app.test_client().get("/healthz").status_code == 200
+        assert len(_live_workers(app)) == 1
+        with app.app_context():
+            db.engine.dispose()
+        assert _live_workers(app) == []
+        app.test_client().get("/healthz")  # e.g. a request still in flight on a live server
+        assert _live_workers(app) == []
+    finally:
+        sandbox_of(app).webhooks.stop_worker()
+        with app.app_context():
+            db.engine.dispose()
+        _empty_all_tables(database_url)
+
+
+def test_stopping_the_worker_mid_delivery_to_the_site_starts_no_other(database_url, _schema):
+    """The worker's own in-process deliveries run the site's request hooks, which ask for the
+    worker: while it stops, that must neither wait for the stop nor start a second worker."""
+    from tests.conftest import _empty_all_tables
+    from webapp.sandbox.webhooks import DeliveryWorker
+
+    app = make_app(database_url, SANDBOX_WEBHOOK_DELIVERY="thread", STRIPE_WEBHOOK_SECRET=SECRET)
+    inside, release = threading.Event(), threading.Event()
+
+    @app.before_request
+    def hold_the_first_delivery() -> None:
+        worker = isinstance(threading.current_thread(), DeliveryWorker)
+        if worker and request.path == "/webhooks/stripe" and not inside.is_set():
+            inside.set()
+            release.wait(10)
+
+    try:
+        with app.app_context():
+            for n in range(3):  # more deliveries to the site than the one held
+                get_gateway().create_customer(
+                    email=f"c{n}@example.com", user_id=n + 1, idempotency_key=f"mid-{n}"
+                )
+        assert inside.wait(20), "the worker never delivered to the site"
+        stopper = threading.Thread(target=sandbox_of(app).webhooks.stop_worker)
+        started = time.monotonic()
+        stopper.start()
+        time.sleep(0.2)
+        release.set()
+        stopper.join(10)
+        assert time.monotonic() - started < 3, "stopping waited for the worker's own request"
+        time.sleep(0.5)
+        assert _live_workers(app) == []
+    finally:
+        release.set()
+        sandbox_of(app).webhooks.stop_worker()
+        with app.app_context():
+            db.engine.dispose()
+        _empty_all_tables(database_url)

@@ -10,6 +10,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from webapp import billing
 from webapp.account.forms import CompanyDetailsForm
 from webapp.billing.company import (
     CompanyDetailsInvalid,
@@ -19,7 +20,6 @@ from webapp.billing.company import (
 )
 from webapp.catalog import get_checkout_options
 from webapp.countries import COUNTRIES
-from webapp.stripe_gateway import PaymentProviderError
 
 bp = Blueprint("company", __name__, url_prefix="/account")
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def edit() -> Response | tuple[str, int] | str:
         else:
             form.form_errors.append(exc.message)
         return _page(form, status=400)
-    except PaymentProviderError as exc:
+    except billing.PaymentProviderError as exc:
         log.warning("company details of user %s: payment provider failed: %s", current_user.id, exc)
         form.form_errors.append(
             "We could not reach our payment provider, so nothing was changed. Please try again."

@@ -53,9 +53,9 @@ class Deletion:
 
 
 def delete_account(user_id: int) -> Deletion:
-    """Delete the account (see the module docstring). Raises the gateway's
-    PaymentProviderError when Stripe fails (nothing of ours changed), DeletionBusy when a
-    checkout of the account is starting."""
+    """Delete the account (see the module docstring). Raises billing's PaymentProviderError
+    when Stripe fails (nothing of ours changed), DeletionBusy when a checkout of the account is
+    starting."""
     if _deleted(user_id):
         return Deletion(user_id, [], already_deleted=True)
     try:
@@ -96,7 +96,7 @@ def _erase(user_id: int, cancelled: list) -> None:
     user.signup_attempted_at = None
     user.deleted_at = now
     user.deactivated_at = user.deactivated_at or now
-    user.session_version = User.session_version + 1  # type: ignore[assignment]
+    user.session_version = User.session_version + 1
     revoke_user_families(user_id)
     queue_mail(
         old_address,

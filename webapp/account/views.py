@@ -25,7 +25,6 @@ from webapp.countries import COUNTRIES
 from webapp.extensions import db
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
 from webapp.plan_copy import pack_offers, published_copy
-from webapp.stripe_gateway import CardDeclined, PaymentProviderError
 from webapp.urls import public_url
 
 bp = Blueprint("account", __name__)
@@ -153,7 +152,7 @@ def open_portal() -> Response | tuple[str, int]:
         return redirect(url_for("account.index"), code=303)
     except billing.CatalogMismatch as exc:
         return render_template("errors/503.html", status=503, message=exc.message), 503
-    except PaymentProviderError as exc:
+    except billing.PaymentProviderError as exc:
         log.warning("portal for user %s failed at the payment provider: %s", current_user.id, exc)
         return render_template("errors/502.html", status=502), 502
     return redirect(url, code=303)
@@ -164,7 +163,7 @@ def open_portal() -> Response | tuple[str, int]:
 
 @bp.get("/billing/switch")
 @login_required
-def switch() -> Response | tuple[str, int]:
+def switch() -> Response | str | tuple[str, int]:
     """What switching to ?plan=&cycle= costs, as Stripe previews it; nothing changes yet."""
     plan, cycle = request.args.get("plan", ""), request.args.get("cycle", "")
     try:
@@ -172,7 +171,7 @@ def switch() -> Response | tuple[str, int]:
     except switches.SwitchDone as exc:
         flash(exc.message, "info")
         return redirect(url_for("account.index"), code=303)
-    except (switches.SwitchRefused, billing.BillingError, PaymentProviderError) as exc:
+    except (switches.SwitchRefused, billing.BillingError, billing.PaymentProviderError) as exc:
         return _switch_failed(exc)
     return render_switch(terms)
 
@@ -196,10 +195,10 @@ def confirm_switch() -> Response | tuple[str, int]:
         return redirect(url_for("account.index"), code=303)
     except switches.SwitchStale as exc:
         return render_switch(exc.terms, notice=f"{exc.message} Please check it again."), 409
-    except CardDeclined as exc:
+    except billing.CardDeclined as exc:
         message = exc.user_message or "Your card was declined."
         return _switch_failed(exc, message=f"{message} Nothing changed.", status=402)
-    except (billing.BillingError, PaymentProviderError) as exc:
+    except (billing.BillingError, billing.PaymentProviderError) as exc:
         return _switch_failed(exc)
     name = f"{plan_name(terms.plan_id)} ({terms.cycle})"
     if terms.immediate:
@@ -225,7 +224,7 @@ def _switch_failed(
 ) -> tuple[str, int]:
     if isinstance(exc, billing.BillingError):
         message, status = message or exc.message, status or exc.status
-    elif isinstance(exc, PaymentProviderError) and status is None:
+    elif isinstance(exc, billing.PaymentProviderError) and status is None:
         log.warning("switch for user %s failed at the payment provider: %s", current_user.id, exc)
         return render_template("errors/502.html", status=502), 502
     return render_template("account/switch_refused.html", message=message), status or 400
@@ -266,7 +265,7 @@ def delete() -> Response | tuple[str, int]:
         # A password check like the log-in page's, spending the same budgets (429 past them).
         spend_login_attempt(current_user.email)
         if not current_user.check_password(form.password.data):
-            form.password.errors.append("That is not your current password.")
+            form.password.errors = ["That is not your current password."]
         else:
             return _delete_current_user(form)
     status = 400 if form.errors or form.form_errors else 200
@@ -277,7 +276,7 @@ def _delete_current_user(form: DeleteAccountForm) -> Response | tuple[str, int]:
     user_id = current_user.id
     try:
         delete_account(user_id)
-    except PaymentProviderError as exc:
+    except billing.PaymentProviderError as exc:
         log.warning("deleting account %s failed at the payment provider: %s", user_id, exc)
         return render_template("account/delete_failed.html", status=502, message=STRIPE_FAILED), 502
     except DeletionBusy as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TextIO
 
 import click
 from flask.cli import AppGroup
@@ -22,7 +23,7 @@ def export_copy() -> None:
 
 @copy_cli.command("import")
 @click.argument("source", type=click.File("r", encoding="utf-8"))
-def import_copy(source: click.utils.LazyFile) -> None:
+def import_copy(source: TextIO) -> None:
     """Validate a copy document (a file, or - for stdin) and publish it as a new revision."""
     try:
         document = json.load(source)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectField, StringField, TextAreaField
-from wtforms.fields.choices import SelectChoice
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # WTForms 3.3
 from wtforms.validators import DataRequired, Length, Optional
 
 from webapp.api.keys import MAX_DESCRIPTION_LENGTH, MAX_KEY_LIFETIME, MAX_NAME_LENGTH

@@ -16,9 +16,9 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, Result, or_, select, update
 
 from webapp.database import lock_row
 from webapp.extensions import db
@@ -237,7 +237,7 @@ def revoke_key(user_id: int, public_id: str) -> ApiKey | None:
     db.session.commit()
     # A concurrent revoke of the same key won: the key is gone all the same, but only one
     # caller is told they revoked it.
-    return key if result.rowcount == 1 else None
+    return key if _rowcount(result) == 1 else None
 
 
 def revoke_all_keys(user_id: int) -> int:
@@ -248,7 +248,13 @@ def revoke_all_keys(user_id: int) -> int:
         .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    return result.rowcount
+    return _rowcount(result)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE changed: its result is a CursorResult, which Session.execute's type
+    (SQLAlchemy 2.0) does not say."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def holder_of_key(secret: str) -> KeyHolder | None:

@@ -74,7 +74,7 @@ def create() -> Response | tuple[str, int, dict[str, str]]:
     try:
         new = keys.create_key(
             current_user.id,
-            form.name.data,
+            form.name.data or "",  # validated present
             description=form.description.data,
             scope=form.scope.data,
             expires_at=form.expires_at(utcnow()),
@@ -99,7 +99,7 @@ def edit(public_id: str) -> Response:
     key = keys.update_key(
         current_user.id,
         public_id,
-        name=form.name.data,
+        name=form.name.data or "",  # validated present
         description=form.description.data,
         scope=form.scope.data,
     )

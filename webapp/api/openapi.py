@@ -722,9 +722,9 @@ RESPONSES: dict[str, Any] = {
 }
 
 # How each operation authenticates, by flavour.
-JWT_SECURITY = [{"accessToken": []}]
-API_KEY_SECURITY = [{"apiKey": []}]
-SERVICE_SECURITY = [{"serviceToken": []}]
+JWT_SECURITY: list[dict[str, list[str]]] = [{"accessToken": []}]
+API_KEY_SECURITY: list[dict[str, list[str]]] = [{"apiKey": []}]
+SERVICE_SECURITY: list[dict[str, list[str]]] = [{"serviceToken": []}]
 
 
 def _common_errors(*, body: bool) -> dict[str, Any]:
@@ -1052,7 +1052,7 @@ def _key_management_paths() -> dict[str, Any]:
         "413": _response("PayloadTooLarge"),
         "415": _response("UnsupportedMediaType"),
     }
-    collection = {
+    collection: dict[str, dict[str, Any]] = {
         "get": {
             "operationId": "listApiKeys",
             "summary": "The caller's API keys (never the secrets)",
@@ -1081,7 +1081,7 @@ def _key_management_paths() -> dict[str, Any]:
             },
         },
     }
-    item = {
+    item: dict[str, dict[str, Any]] = {
         "put": {
             "operationId": "updateApiKey",
             "summary": "Change a key's name, description or scopes",

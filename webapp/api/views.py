@@ -36,9 +36,9 @@ from webapp.api.requests import (
 )
 from webapp.api.tokens import issue_access_token
 from webapp.auth.account_status import AccountDeactivated
+from webapp.auth.accounts import authenticate
 from webapp.auth.forms import MAX_PASSWORD_LENGTH
 from webapp.auth.limits import spend_login_attempt
-from webapp.auth.views import authenticate
 from webapp.billing import usage
 from webapp.billing.history import MAX_PER_PAGE, invoice_history
 from webapp.catalog import CYCLES, UnknownPack, UnknownPlan, get_catalog
@@ -47,7 +47,6 @@ from webapp.models import User
 from webapp.models.billing import CREDIT_TYPES
 from webapp.plan_copy import published_copy
 from webapp.security import is_allowed_redirect_url
-from webapp.stripe_gateway import PaymentProviderError, ProviderUnavailable
 from webapp.urls import public_host, public_url
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -93,11 +92,11 @@ def handle_billing_error(exc: billing.BillingError) -> Response:
     return ApiError(exc.status, exc.code, exc.message).response()
 
 
-@bp.errorhandler(PaymentProviderError)
-def handle_payment_provider_error(exc: PaymentProviderError) -> Response:
+@bp.errorhandler(billing.PaymentProviderError)
+def handle_payment_provider_error(exc: billing.PaymentProviderError) -> Response:
     log.warning("API %s %s: payment provider error: %s", request.method, request.path, exc)
     # Unreachable or overloaded: a retry may work (503). Anything else Stripe refused: 502.
-    status = 503 if isinstance(exc, ProviderUnavailable) else 502
+    status = 503 if isinstance(exc, billing.ProviderUnavailable) else 502
     return ApiError(status, "payment_provider_unavailable", exc.user_message).response()
 
 

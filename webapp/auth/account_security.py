@@ -58,11 +58,11 @@ def change_password() -> Response | tuple[str, int]:
     form = ChangePasswordForm()
     form.account_email = user.email
     if form.validate_on_submit():
-        if not _password_is_right(user, form.current_password.data):
-            form.current_password.errors.append(WRONG_PASSWORD)
+        if not _password_is_right(user, form.current_password.data or ""):
+            form.current_password.errors = [WRONG_PASSWORD]
         else:
             mails.password_changed(user)
-            sessions.change_password(user, form.new_password.data)  # commits the mail with it
+            sessions.change_password(user, form.new_password.data or "")  # commits the mail too
             login_user(user)  # this browser, at the new session version; all others end
             log.info("user %s changed their password", user.id)
             flash("Your password was changed. Every other session has ended.", "success")
@@ -77,11 +77,11 @@ def change_email() -> Response | tuple[str, int]:
     user: User = current_user._get_current_object()
     form = ChangeEmailForm()
     if form.validate_on_submit():
-        new_email = normalise_email(form.new_email.data)
-        if not _password_is_right(user, form.password.data):
-            form.password.errors.append(WRONG_PASSWORD)
+        new_email = normalise_email(form.new_email.data or "")
+        if not _password_is_right(user, form.password.data or ""):
+            form.password.errors = [WRONG_PASSWORD]
         elif new_email == user.email:
-            form.new_email.errors.append("That is already your email address.")
+            form.new_email.errors = ["That is already your email address."]
         else:
             taken = db.session.scalar(select(User.id).where(User.email == new_email))
             # Either way the same mail is rendered; only a free address is sent the link.

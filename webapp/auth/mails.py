@@ -7,6 +7,7 @@ Templates: `templates/email/<name>.html` + `.txt`; every link is absolute (`publ
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from flask import current_app
 
@@ -52,7 +53,7 @@ def password_reset(user: User | None, email: str) -> None:
     )
 
 
-def _reset_context(user: User, token: str) -> dict[str, object]:
+def _reset_context(user: User, token: str) -> dict[str, Any]:
     return {
         "email": user.email,
         "link": public_url("recovery.open_reset_link", token=token),
@@ -94,7 +95,7 @@ def email_change_confirm(user: User, new_email: str, *, send: bool) -> None:
     """Queue, to `new_email`, the link that moves the account there. With `send=False` (the
     address belongs to another account) render the same mail and drop it."""
     token = tokens.change_email_token(user, new_email)
-    context = {
+    context: dict[str, Any] = {
         "old_email": user.email,
         "new_email": new_email,
         "link": public_url("account_security.confirm_email_change", token=token),

@@ -88,7 +88,7 @@ def forgot_password() -> Response | tuple[str, int]:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         started = time.monotonic()
-        email = normalise_email(form.email.data)
+        email = normalise_email(form.email.data or "")
         spend(
             ("PASSWORD_RESET_RATE_LIMIT", client_address()),
             ("PASSWORD_RESET_ACCOUNT_RATE_LIMIT", account_key(email)),
@@ -153,7 +153,7 @@ def reset_password() -> Response | tuple[str, int]:
             return link_problem(True)
         user.email_verified_at = user.email_verified_at or utcnow()
         mails.password_changed(user)
-        sessions.change_password(user, form.new_password.data)  # commits the mail with it
+        sessions.change_password(user, form.new_password.data or "")  # commits the mail too
         start_session(user)  # a fresh session; the token goes with the old one
         log.info("user %s reset their password", user.id)
         flash(

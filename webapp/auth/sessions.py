@@ -16,7 +16,7 @@ every access token), which is what a person who suspects a stolen cookie needs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlalchemy import update
 
@@ -38,7 +38,7 @@ def _is_small_number(text: str) -> bool:
     return text.isascii() and text.isdigit() and len(text) <= 18
 
 
-def is_current(columns: dict[str, Any] | None, version: int) -> bool:
+def is_current(columns: dict[str, Any] | None, version: int) -> TypeGuard[dict[str, Any]]:
     """Whether a user row (as columns) still accepts sessions issued at `version`: the version
     matches and the account is not deactivated."""
     return (
@@ -65,7 +65,7 @@ def change_password(user: User, new_password: str) -> None:
     afterwards (the user object is refreshed with the new version).
     """
     user.set_password(new_password)
-    user.session_version = User.session_version + 1  # type: ignore[assignment]
+    user.session_version = User.session_version + 1
     revoke_user_families(user.id)
     db.session.commit()
     db.session.refresh(user)

@@ -124,7 +124,7 @@ def change_email_token(user: User, new_email: str) -> str:
 
 def read_change_email_token(token: str) -> EmailChange:
     payload = _load(CHANGE_EMAIL, token, "EMAIL_CHANGE_MAX_AGE")
-    fields = [payload.get(name) for name in ("o", "n", "f")]
-    if not all(isinstance(value, str) for value in fields):
+    old, new, fingerprint = (payload.get(name) for name in ("o", "n", "f"))
+    if not (isinstance(old, str) and isinstance(new, str) and isinstance(fingerprint, str)):
         raise InvalidToken(CHANGE_EMAIL)
-    return EmailChange(payload["u"], *fields)
+    return EmailChange(payload["u"], old, new, fingerprint)

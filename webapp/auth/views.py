@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from functools import cache
 from typing import Any
 
 from flask import (
@@ -18,24 +16,21 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.util import identity_key
-from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
 from webapp import member_cache
-from webapp.auth import mails, sessions
+from webapp.auth import sessions
 from webapp.auth.account_status import AccountDeactivated
+from webapp.auth.accounts import authenticate, create_account
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
 from webapp.auth.limits import device_for, remember_device, spend_login_attempt
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.checkout.forms import CheckoutForm
 from webapp.extensions import db, login_manager
 from webapp.models import User
-from webapp.models.base import utcnow
-from webapp.models.user import normalise_email
 from webapp.plan_copy import published_copy
 from webapp.security import is_safe_next
 from webapp.throttle import client_address, spend
@@ -91,6 +86,8 @@ login_manager.login_message_category = "info"
 def chosen_plan(form: SignupForm | LoginForm) -> tuple[str, str] | None:
     """The (plan, cycle) carried by the form, if it names a plan we sell."""
     plan_id, cycle = form.plan.data, form.cycle.data or "monthly"
+    if not plan_id:
+        return None
     try:
         get_catalog().price(plan_id, cycle if cycle in CYCLES else "monthly")
     except UnknownPlan:
@@ -145,7 +142,7 @@ def _prefill_plan(form: SignupForm | LoginForm) -> None:
 
 
 @bp.route("/signup", methods=["GET", "POST"])
-def signup() -> Response | str:
+def signup() -> Response | str | tuple[str, int]:
     form = SignupForm()
     _prefill_plan(form)
     choice = chosen_plan(form)
@@ -157,7 +154,8 @@ def signup() -> Response | str:
         spend(("SIGNUP_RATE_LIMIT", address), ("SIGNUP_GLOBAL_RATE_LIMIT", "site"))
         if current_user.is_authenticated:
             logout_user()  # signing up starts a new identity; the old one ends here
-        user = create_account(form)
+        # Both validated as present (DataRequired).
+        user = create_account(form.email.data or "", form.password.data or "")
         if user is not None:
             start_session(user)
             log.info("user %s signed up", user.id)
@@ -166,38 +164,6 @@ def signup() -> Response | str:
         return redirect(url_for("auth.signup_done"), code=303)
     status = 400 if form.errors else 200
     return render_template("auth/signup.html", form=form, plan_summary=plan_summary(choice)), status
-
-
-def create_account(form: SignupForm) -> User | None:
-    """Insert the user and queue the mail that verifies the address; if the address is taken,
-    note the attempt for its owner instead.
-
-    Both ways hash the password and write, so they take about the same time.
-    """
-    email = normalise_email(form.email.data)
-    user = User(email=email)
-    user.set_password(form.password.data)
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
-        note_signup_attempt(email)
-        return None
-    db.session.add(user)
-    try:
-        db.session.flush()  # the id, for the link
-        mails.verification(user)
-        db.session.commit()
-    except IntegrityError:
-        # Two sign-ups raced for the same address; the unique index let only one through.
-        db.session.rollback()
-        note_signup_attempt(email)
-        return None
-    return user
-
-
-def note_signup_attempt(email: str) -> None:
-    """Tell the owner, on their account page, that someone tried to sign up as them."""
-    db.session.execute(update(User).where(User.email == email).values(signup_attempted_at=utcnow()))
-    db.session.commit()
-    log.info("sign-up attempted with the address of an existing account")
 
 
 @bp.get("/signup/done")
@@ -228,7 +194,7 @@ def _trial_days(choice: tuple[str, str] | None) -> int:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Response | str:
+def login() -> Response | str | tuple[str, int]:
     form = LoginForm()
     _prefill_plan(form)
     if request.method == "GET":
@@ -238,40 +204,21 @@ def login() -> Response | str:
         return already_logged_in(choice, form.next.data)
     if form.validate_on_submit():
         # Spent before the password is checked (429 otherwise), the same for unknown addresses.
-        spend_login_attempt(form.email.data, device_for(form.email.data))
+        email, password = form.email.data or "", form.password.data or ""  # validated present
+        spend_login_attempt(email, device_for(email))
         try:
-            user = authenticate(form.email.data, form.password.data)
+            user = authenticate(email, password)
         except AccountDeactivated:
             form.form_errors.append(ACCOUNT_DEACTIVATED)
         else:
             if user is not None:
                 start_session(user)
-                remember_device(form.email.data)
+                remember_device(email)
                 return continue_after_auth(choice, form.next.data)
             # Same message whether the email is unknown or the password wrong: no enumeration.
             form.form_errors.append(LOGIN_FAILED)
     status = 400 if form.errors or form.form_errors else 200
     return render_template("auth/login.html", form=form, plan_summary=plan_summary(choice)), status
-
-
-@cache
-def _dummy_hash() -> str:
-    """Checked against when the email is unknown, so both failures take the same time."""
-    return generate_password_hash(secrets.token_hex(16))
-
-
-def authenticate(email: str, password: str) -> User | None:
-    """The user these credentials name, or None; raises AccountDeactivated when they are right
-    but the account is deactivated (checked after the password, so it reveals nothing more)."""
-    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
-    if user is None:
-        check_password_hash(_dummy_hash(), password)
-        return None
-    if not user.check_password(password):
-        return None
-    if user.deactivated_at is not None:
-        raise AccountDeactivated(user.email)
-    return user
 
 
 @bp.post("/logout")

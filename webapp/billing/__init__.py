@@ -11,7 +11,8 @@ Modules: `checkout` (customers, Checkout Sessions, the success page), `subscript
 `invoices` (our copies of Stripe's), `credits` (the ledger, settled to what invoices bought; the
 arithmetic in `credit_months`), `duplicates` (one live subscription per user), `stripe_facts`
 (reading Stripe), `sync` (read, then apply), `leases` (locks held across Stripe calls) and
-`events` (webhooks, each applied at most once), `packs` (credit packs, bought once each).
+`events` (webhooks, each applied at most once), `packs` (credit packs, bought once each),
+`errors` (what Stripe answered, as billing's own exceptions: callers never import the gateway's).
 """
 
 from webapp.billing.base import (
@@ -31,6 +32,7 @@ from webapp.billing.checkout import (
     start_checkout,
 )
 from webapp.billing.credits import CreditSummary, credit_summary, grant_due_credits
+from webapp.billing.errors import CardDeclined, PaymentProviderError, ProviderUnavailable
 from webapp.billing.events import (
     EventOutcome,
     Receipt,
@@ -54,6 +56,7 @@ from webapp.billing.subscriptions import (
 __all__ = [
     "LIVE_STATUSES",
     "BillingError",
+    "CardDeclined",
     "CatalogMismatch",
     "CheckoutBusy",
     "CheckoutNotFound",
@@ -63,6 +66,8 @@ __all__ = [
     "Fulfilment",
     "NoBillingAccount",
     "PackCheckoutStart",
+    "PaymentProviderError",
+    "ProviderUnavailable",
     "Receipt",
     "SubscriptionExists",
     "claim_stale_events",

@@ -86,4 +86,4 @@ def id_of(value: Any) -> str | None:
     """An expandable Stripe field: either an id or the expanded object."""
     if value is None or isinstance(value, str):
         return value
-    return value.id
+    return str(value.id)

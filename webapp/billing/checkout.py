@@ -23,6 +23,7 @@ from webapp.billing.base import (
 )
 from webapp.billing.credits import credits_for_invoice
 from webapp.billing.duplicates import live_at_stripe
+from webapp.billing.errors import provider_errors, required
 from webapp.billing.leases import Busy, lease
 from webapp.billing.stripe_facts import SubscriptionFacts, fetch_invoice_facts
 from webapp.billing.subscriptions import live_subscription
@@ -104,12 +105,13 @@ def ensure_customer(user: User) -> str:
     return user.stripe_customer_id or customer.id
 
 
+@provider_errors
 def start_checkout(
     user: User, plan_id: str, cycle: str, *, success_url: str, cancel_url: str
 ) -> CheckoutStart:
     """A Checkout Session for `plan_id`/`cycle`: reused if one is open, else a new one.
 
-    Raises UnknownPlan, SubscriptionExists, CatalogMismatch or the gateway's PaymentProviderError.
+    Raises UnknownPlan, SubscriptionExists, CatalogMismatch or billing's PaymentProviderError.
     """
     catalog = get_catalog()
     plan = catalog.plan(plan_id)
@@ -169,7 +171,7 @@ def _start_checkout(
     )
     _record_checkout_session(user.id, plan_id, cycle, session)
     log.info("checkout session %s created for user %s (%s)", session.id, user.id, price.lookup_key)
-    return CheckoutStart(session.id, session.url, plan, price)
+    return CheckoutStart(session.id, required(session.url, "a checkout URL"), plan, price)
 
 
 def _refuse_if_live_at_stripe(customer_id: str) -> None:
@@ -263,6 +265,7 @@ def _record_checkout_session(user_id: int, plan_id: str, cycle: str, session: An
         db.session.rollback()
 
 
+@provider_errors
 def fulfil_checkout(session_id: str, *, user_id: int) -> Fulfilment:
     """The success page: check ownership, then fulfil exactly as the webhook does."""
     row = db.session.scalar(
@@ -331,7 +334,7 @@ def fetch_checkout_facts(session_id: str) -> CheckoutFacts:
     consent = session.consent
     return CheckoutFacts(
         session.id,
-        session.status,
+        required(session.status, "a checkout session's status"),
         paid,
         session.client_reference_id,
         subscription,
@@ -365,4 +368,4 @@ def expire_lapsed_checkouts() -> int:
         .values(status="expired")
     )
     db.session.commit()
-    return result.rowcount  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]

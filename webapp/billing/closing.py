@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from webapp.billing.base import call_stripe
+from webapp.billing.errors import provider_errors
 from webapp.billing.stripe_facts import SubscriptionFacts
 from webapp.billing.sync import apply_subscription_state, fetch_subscription_state
 from webapp.extensions import db
@@ -54,12 +55,13 @@ def customers_of(user_id: int) -> list[str]:
     return sorted({customer for customer in (linked, *named) if customer})
 
 
+@provider_errors
 def close_billing_account(user_id: int) -> list[SubscriptionFacts]:
     """At Stripe (network only): expire open checkouts, cancel every subscription that is not
     over, at once and without proration, and delete the customers. Returns the cancelled
     subscriptions as Stripe now has them, for `apply_closed_billing`.
 
-    Raises the gateway's PaymentProviderError when Stripe fails; a retry is safe.
+    Raises billing's PaymentProviderError when Stripe fails; a retry is safe.
     """
     gateway = get_gateway()
     _expire_open_checkouts(user_id)

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from webapp.billing.base import BillingError, call_stripe, dig
 from webapp.billing.checkout import ensure_customer
+from webapp.billing.errors import provider_errors
 from webapp.countries import COUNTRIES, EU_COUNTRIES
 from webapp.extensions import db
 from webapp.models import CompanyDetails, User
@@ -131,11 +132,12 @@ def company_details(user_id: int) -> CompanyDetails | None:
     return db.session.get(CompanyDetails, user_id)
 
 
+@provider_errors
 def save_company_details(user: User, data: CompanyInput) -> CompanyDetails:
     """Send the details to the member's Stripe customer, then keep our copy.
 
     Raises CompanyDetailsInvalid (our checks, or Stripe refusing a value: its own message) or
-    the gateway's PaymentProviderError when Stripe fails; our row is then unchanged."""
+    billing's PaymentProviderError when Stripe fails; our row is then unchanged."""
     check_input(data)
     vat = normalise_vat(data.country or "", data.vat_number) if data.vat_number else None
     customer_id = ensure_customer(user)

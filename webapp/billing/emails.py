@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from flask import current_app, has_app_context
 from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy import event as orm_event
-from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from webapp.billing.base import LIVE_STATUSES, dig, from_timestamp
@@ -370,7 +370,8 @@ def set_mail_wanted(user: User, kind: str, wanted: bool) -> int:
         )
         .values(status=MailStatus.CANCELED.value)
     )
-    return cancelled.rowcount or 0
+    # An UPDATE's result is a CursorResult; SQLAlchemy 2.0's Session.execute does not say so.
+    return cast("CursorResult[Any]", cancelled).rowcount or 0
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -21,7 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from webapp.billing import emails
 from webapp.billing.base import LIVE_STATUSES, call_stripe, dig, id_of
 from webapp.billing.checkout import CheckoutFacts, apply_checkout_facts, fetch_checkout_facts
-from webapp.billing.company import apply_customer_details, fetch_customer_details
+from webapp.billing.company import (
+    CustomerDetailsFacts,
+    apply_customer_details,
+    fetch_customer_details,
+)
 from webapp.billing.credits import Cause, settle_subscription
 from webapp.billing.packs import PackFacts, apply_pack_facts, fetch_pack_facts, is_pack_session
 from webapp.billing.stripe_facts import SubscriptionFacts, invoice_of_payment
@@ -45,11 +49,12 @@ log = logging.getLogger(__name__)
 # payload is trusted for is only a link that never changes (a refund's payment intent).
 
 
-def _object(event: dict) -> dict[str, Any]:
-    return event["data"]["object"]
+def _object(event: dict[str, Any]) -> dict[str, Any]:
+    obj: dict[str, Any] = event["data"]["object"]
+    return obj
 
 
-def _fetch_session(event: dict) -> CheckoutFacts | PackFacts:
+def _fetch_session(event: dict[str, Any]) -> CheckoutFacts | PackFacts:
     session = _object(event)
     if is_pack_session(session):
         return fetch_pack_facts(session["id"])
@@ -63,16 +68,16 @@ def _apply_session(facts: CheckoutFacts | PackFacts) -> None:
         apply_checkout_facts(facts)
 
 
-def _fetch_subscription(event: dict) -> SubscriptionFacts:
+def _fetch_subscription(event: dict[str, Any]) -> SubscriptionFacts:
     return fetch_subscription_state(_object(event)["id"])
 
 
-def _fetch_new_subscription(event: dict) -> SubscriptionFacts:
+def _fetch_new_subscription(event: dict[str, Any]) -> SubscriptionFacts:
     # A subscription we may not know yet: if it is the user's second live one, settle that first.
     return fetch_subscription_state(_object(event)["id"], new=True)
 
 
-def _fetch_scheduled_subscription(event: dict) -> SubscriptionFacts | None:
+def _fetch_scheduled_subscription(event: dict[str, Any]) -> SubscriptionFacts | None:
     schedule = _object(event)
     subscription_id = schedule.get("subscription") or schedule.get("released_subscription")
     if isinstance(subscription_id, dict):
@@ -80,7 +85,7 @@ def _fetch_scheduled_subscription(event: dict) -> SubscriptionFacts | None:
     return fetch_subscription_state(subscription_id) if subscription_id else None
 
 
-def _fetch_upcoming_subscription(event: dict) -> SubscriptionFacts | None:
+def _fetch_upcoming_subscription(event: dict[str, Any]) -> SubscriptionFacts | None:
     """`invoice.upcoming`: a preview with no id; the subscription it renews, read afresh."""
     upcoming = _object(event)
     subscription_id = id_of(dig(upcoming, "parent", "subscription_details", "subscription"))
@@ -88,18 +93,18 @@ def _fetch_upcoming_subscription(event: dict) -> SubscriptionFacts | None:
     return fetch_subscription_state(subscription_id) if subscription_id else None
 
 
-def _fetch_invoice(event: dict) -> InvoiceState:
+def _fetch_invoice(event: dict[str, Any]) -> InvoiceState:
     return fetch_invoice_state(_object(event)["id"])
 
 
-def _fetch_credited_invoice(event: dict) -> InvoiceState | None:
+def _fetch_credited_invoice(event: dict[str, Any]) -> InvoiceState | None:
     invoice_id = _object(event).get("invoice")
     if isinstance(invoice_id, dict):
         invoice_id = invoice_id.get("id")
     return fetch_invoice_state(invoice_id) if invoice_id else None
 
 
-def _fetch_paid_invoice_of_payment(event: dict) -> InvoiceState | None:
+def _fetch_paid_invoice_of_payment(event: dict[str, Any]) -> InvoiceState | None:
     """A refund or dispute (or its charge): the invoice its payment paid, read afresh."""
     payment_intent = _object(event).get("payment_intent")
     if isinstance(payment_intent, dict):
@@ -108,7 +113,7 @@ def _fetch_paid_invoice_of_payment(event: dict) -> InvoiceState | None:
     return fetch_invoice_state(invoice_id) if invoice_id else None
 
 
-def _fetch_customer_details(event: dict):
+def _fetch_customer_details(event: dict[str, Any]) -> CustomerDetailsFacts | None:
     """The customer a `customer.updated` or `customer.tax_id.*` event is about, read afresh."""
     obj = _object(event)
     customer = obj.get("id") if obj.get("object") == "customer" else obj.get("customer")
@@ -130,7 +135,7 @@ def _apply_invoice_for(kind: str | None) -> Callable[[InvoiceState | None], None
     return apply
 
 
-def _fetch_deleted_customer(event: dict) -> str | None:
+def _fetch_deleted_customer(event: dict[str, Any]) -> str | None:
     """The customer's id if Stripe, asked afresh, says it is deleted; None otherwise (a signed
     but stale or mistaken event must not unlink a live customer)."""
     customer_id = _object(event)["id"]
@@ -166,7 +171,7 @@ def _apply_customer_deleted(customer_id: str | None) -> None:
 
 @dataclass(frozen=True)
 class EventHandler:
-    fetch: Callable[[dict], Any]
+    fetch: Callable[[dict[str, Any]], Any]
     apply: Callable[[Any], None]
 
 
@@ -251,7 +256,7 @@ class Receipt:
         return self.status in DONE_STATUSES
 
 
-def record_received(event: dict) -> Receipt:
+def record_received(event: dict[str, Any]) -> Receipt:
     """Write a verified event to the ledger before any processing, and commit.
 
     An event we act on is `received` until a worker claims it; one we ignore is `ignored` at
@@ -327,7 +332,7 @@ def schedule_retry(event_id: str, delay: timedelta | None) -> None:
     db.session.commit()
 
 
-def process_event(event: dict) -> EventOutcome:
+def process_event(event: dict[str, Any]) -> EventOutcome:
     """Apply a verified Stripe event at most once, in one transaction with its ledger row.
 
     Raises whatever the fetch or apply step raised, after rolling back and recording the
@@ -357,7 +362,7 @@ def _already_applied(event_id: str) -> bool:
     return status in DONE_STATUSES
 
 
-def _claim_event(event: dict, status: str) -> bool:
+def _claim_event(event: dict[str, Any], status: str) -> bool:
     """Insert the ledger row inside the event's transaction; False for a duplicate.
 
     On PostgreSQL a concurrent delivery of the same event waits on the primary key until this
@@ -389,7 +394,7 @@ def _claim_event(event: dict, status: str) -> bool:
     return True
 
 
-def _record_failure(event: dict, exc: Exception) -> str:
+def _record_failure(event: dict[str, Any], exc: Exception) -> str:
     error = f"{type(exc).__name__}: {exc}"[:2000]
     row = db.session.get(WebhookEvent, event["id"])
     if row is None:

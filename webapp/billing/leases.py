@@ -72,4 +72,4 @@ def delete_expired(older_than: timedelta = timedelta(hours=1)) -> int:
     cutoff = utcnow() - older_than
     result = db.session.execute(delete(Lease).where(Lease.expires_at < cutoff))
     db.session.commit()
-    return result.rowcount  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -42,6 +42,7 @@ from webapp.billing.base import (
     id_of,
 )
 from webapp.billing.credits import add_entry
+from webapp.billing.errors import provider_errors, required
 from webapp.billing.invoices import kept_share, store_invoice
 from webapp.billing.leases import Busy, lease
 from webapp.billing.stripe_facts import InvoiceFacts, fetch_invoice_facts
@@ -103,12 +104,13 @@ class PackFulfilment:
 # --- starting a checkout ----------------------------------------------------------------------
 
 
+@provider_errors
 def start_pack_checkout(
     user: User, pack_id: object, *, success_url: str, cancel_url: str
 ) -> PackCheckoutStart:
     """A Checkout Session for one pack: an open one for the same pack and return URLs is reused.
 
-    Raises UnknownPack, CatalogMismatch, CheckoutBusy or the gateway's PaymentProviderError. No
+    Raises UnknownPack, CatalogMismatch, CheckoutBusy or billing's PaymentProviderError. No
     subscription is needed, and one does not stand in the way.
     """
     from webapp.billing.checkout import ensure_customer
@@ -155,7 +157,7 @@ def _create_session(
     )
     _record(user_id, pack.id, session)
     log.info("pack checkout session %s created for user %s (%s)", session.id, user_id, pack.id)
-    return PackCheckoutStart(session.id, session.url, pack)
+    return PackCheckoutStart(session.id, required(session.url, "a checkout URL"), pack)
 
 
 def _idempotency_key(user_id: int, pack: Pack, *parts: Any) -> str:
@@ -227,7 +229,7 @@ def fetch_pack_facts(session_id: str) -> PackFacts:
     consent = session.consent
     return PackFacts(
         session_id=session.id,
-        status=session.status,
+        status=required(session.status, "a checkout session's status"),
         paid=paid,
         customer_id=id_of(session.customer),
         client_reference_id=session.client_reference_id,
@@ -277,7 +279,7 @@ def settle_pack_invoice(facts: InvoiceFacts, user_id: int, kind: str | None) -> 
             CreditEntry.type == "purchase",
         )
     )
-    if entry is None:
+    if entry is None or entry.grant_key is None:
         return  # not granted yet: its fulfilment grants only what stayed paid
     session_id = entry.grant_key.removeprefix(GRANT_PREFIX)
     _settle(user_id, session_id, entry.amount, entry.description, invoice, kind)
@@ -330,6 +332,7 @@ def _adjustment_words(name: str, difference: int, kind: str | None) -> str:
     return f"{name}: {why}"
 
 
+@provider_errors
 def fulfil_pack_checkout(session_id: str, *, user_id: int) -> PackFulfilment:
     """The success page: check ownership, then fulfil exactly as the webhook does."""
     row = db.session.scalar(

@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -69,7 +70,7 @@ def reconcile_events() -> ReconcileRun:
     floor = now - RETENTION_SECONDS
     since = max(floor, newest - OVERLAP_SECONDS) if newest is not None else floor
     db.session.commit()  # no transaction of ours open across the Stripe calls
-    found: dict[str, dict] = {}
+    found: dict[str, dict[str, Any]] = {}
     run = ReconcileRun()
     for walk in ({"created_after": since}, {"created_after": floor, "undelivered_only": True}):
         for event in _listed(walk):
@@ -82,14 +83,14 @@ def reconcile_events() -> ReconcileRun:
     return run
 
 
-def _listed(walk: dict) -> Iterator[dict]:
+def _listed(walk: dict[str, Any]) -> Iterator[dict[str, Any]]:
     handled = sorted(EVENT_HANDLERS)
     for start in range(0, len(handled), TYPES_PER_REQUEST):
         types = handled[start : start + TYPES_PER_REQUEST]
         yield from get_gateway().list_events(types=types, **walk)
 
 
-def _not_in_ledger(events: dict[str, dict]) -> list[dict]:
+def _not_in_ledger(events: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     held: set[str] = set()
     ids = list(events)
     for start in range(0, len(ids), 500):
@@ -99,7 +100,7 @@ def _not_in_ledger(events: dict[str, dict]) -> list[dict]:
     return [event for event_id, event in events.items() if event_id not in held]
 
 
-def deliver_to_ledger(event: dict) -> str:
+def deliver_to_ledger(event: dict[str, Any]) -> str:
     """Record and process `event` exactly as a webhook delivery of it would; its outcome."""
     outcome = process_event(event)
     log.info("reconcile: missed event %s (%s): %s", event["id"], event["type"], outcome.status)

@@ -27,6 +27,7 @@ from webapp.billing.base import (
     id_of,
     required_timestamp,
 )
+from webapp.billing.errors import required
 from webapp.catalog import CYCLES, get_catalog
 from webapp.models.base import utcnow
 from webapp.stripe_gateway import get_gateway, plain_metadata
@@ -242,7 +243,7 @@ def fetch_invoice_facts(invoice_id: str) -> InvoiceFacts:
         id=invoice.id,
         customer_id=id_of(invoice.customer) or "",
         subscription_id=subscription_id,
-        status=invoice.status,
+        status=required(invoice.status, "an invoice's status"),
         billing_reason=invoice.billing_reason,
         currency=invoice.currency,
         total=invoice.total,

@@ -10,6 +10,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from webapp.billing.base import LIVE_STATUSES, CatalogMismatch, NoBillingAccount, call_stripe
+from webapp.billing.errors import provider_errors
 from webapp.billing.stripe_facts import SubscriptionFacts
 from webapp.database import insert_or_ignore
 from webapp.extensions import db
@@ -72,6 +73,7 @@ def has_access(subscription: Subscription | None, now: datetime | None = None) -
     return False
 
 
+@provider_errors
 def create_portal_session(user: User, return_url: str) -> str:
     """A Stripe customer-portal URL for the user, on the portal configuration the catalog sync
     made (so the portal follows the plan-change policy).

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any
 
 from webapp.billing.base import BillingError, call_stripe, dig, from_timestamp, required_timestamp
+from webapp.billing.errors import provider_errors
 from webapp.billing.leases import Busy, lease
 from webapp.billing.stripe_facts import SubscriptionFacts, read_subscription
 from webapp.billing.subscriptions import live_subscription
@@ -101,12 +102,14 @@ class SwitchTerms:
         return self.timing == "immediately"
 
 
+@provider_errors
 def switch_terms(user: User, plan_id: str, cycle: str) -> SwitchTerms:
     """Preview switching the member's live plan to (plan_id, cycle); changes nothing."""
     facts, stripe_subscription = _current(user, plan_id, cycle)
     return _preview(facts, stripe_subscription, plan_id, cycle, proration_date=None)
 
 
+@provider_errors
 def confirm_switch(
     user: User,
     plan_id: str,

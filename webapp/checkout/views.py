@@ -12,7 +12,6 @@ from webapp import billing
 from webapp.billing.trials import trial_days_for
 from webapp.catalog import CYCLES, UnknownPack, UnknownPlan, get_catalog, get_checkout_options
 from webapp.checkout.forms import CheckoutForm, PackCheckoutForm
-from webapp.stripe_gateway import PaymentProviderError
 from webapp.urls import public_url
 
 bp = Blueprint("checkout", __name__, url_prefix="/checkout")
@@ -47,7 +46,7 @@ def begin_checkout(plan_id: str, cycle: str) -> Response | tuple[str, int]:
         return redirect(url_for("pricing.index", plan=plan_id, cycle=cycle), code=303)
     except billing.CatalogMismatch as exc:
         return render_template("errors/503.html", status=503, message=exc.message), 503
-    except PaymentProviderError as exc:
+    except billing.PaymentProviderError as exc:
         log.warning("checkout for user %s failed at the payment provider: %s", current_user.id, exc)
         return render_template("errors/502.html", status=502), 502
     return redirect(started.url, code=303)
@@ -87,7 +86,7 @@ def start() -> Response | tuple[str, int]:
         abort(400)
     if form.cycle.data not in CYCLES:
         return render_template("checkout/unknown_plan.html"), 400
-    return begin_checkout(form.plan.data, form.cycle.data)
+    return begin_checkout(form.plan.data or "", form.cycle.data)
 
 
 def _success_args() -> tuple[str, int]:
@@ -107,7 +106,7 @@ def success() -> str | tuple[str, int]:
         result = billing.fulfil_checkout(session_id, user_id=current_user.id)
     except billing.CheckoutNotFound:
         abort(404)
-    except PaymentProviderError as exc:
+    except billing.PaymentProviderError as exc:
         log.warning("success page for %s: payment provider error: %s", session_id, exc)
         return render_template("errors/502.html", status=502), 502
     if result.status in ("complete", "duplicate"):
@@ -142,7 +141,7 @@ def start_pack() -> Response | tuple[str, int]:
         return redirect(url_for("account.index"), code=303)
     except billing.CatalogMismatch as exc:
         return render_template("errors/503.html", status=503, message=exc.message), 503
-    except PaymentProviderError as exc:
+    except billing.PaymentProviderError as exc:
         log.warning("pack checkout for user %s failed: %s", current_user.id, exc)
         return render_template("errors/502.html", status=502), 502
     return redirect(started.url, code=303)
@@ -157,7 +156,7 @@ def pack_success() -> str | tuple[str, int]:
         result = billing.fulfil_pack_checkout(session_id, user_id=current_user.id)
     except billing.CheckoutNotFound:
         abort(404)
-    except PaymentProviderError as exc:
+    except billing.PaymentProviderError as exc:
         log.warning("pack success page for %s: payment provider error: %s", session_id, exc)
         return render_template("errors/502.html", status=502), 502
     refresh_url = None

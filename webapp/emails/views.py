@@ -23,7 +23,7 @@ KIND_NAMES = {"receipt": "receipts", "credits_low": "credits-low warnings"}
 @bp.route("/account/notifications", methods=["GET", "POST"])
 @login_required
 def preferences() -> str | Response:
-    user = db.session.get(User, current_user.id)
+    user = db.session.get_one(User, current_user.id)
     allowance = plan_allowance(user.id)
     form = PreferencesForm(
         obj=None if request.method == "POST" else user, has_plan=allowance is not None
@@ -37,7 +37,8 @@ def preferences() -> str | Response:
     if form.validate_on_submit():
         for kind, column in emails.OPTIONAL_KINDS.items():
             emails.set_mail_wanted(user, kind, bool(getattr(form, column).data))
-        _save_threshold(user, form.unit, form.credits_low_threshold.data)
+        # InputRequired: a number is there (0 turns the warning off).
+        _save_threshold(user, form.unit, form.credits_low_threshold.data or 0)
         db.session.commit()
         flash("Your mail preferences are saved.", "success")
         return redirect(url_for("emails.preferences"), code=303)

@@ -202,8 +202,8 @@ def job_statuses(now: datetime | None = None) -> list[JobStatus]:
     statuses = []
     for entry in SCHEDULES:
         started, finished, failed = latest.get(entry.job, (None, None, None))
-        since = finished or first_run
-        overdue = since is not None and now - _aware(since) > entry.overdue_after
+        since = _aware(finished or first_run)
+        overdue = since is not None and now - since > entry.overdue_after
         statuses.append(
             JobStatus(
                 job=entry.job,

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import UTCDateTime, utcnow
 
 # What a key may do (README "API keys"): `read` keys may only read (GET), `full` keys may also
@@ -20,7 +20,7 @@ SCOPE_FULL = "full"
 SCOPES = (SCOPE_READ, SCOPE_FULL)
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """One API key. The secret itself is never stored: only its SHA-256 and a display prefix.
 
     SHA-256 without a salt is enough here because the secret is 256 bits of randomness, not a

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import UTCDateTime, utcnow
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     """Our copy of a Stripe subscription, kept current by webhooks."""
 
     __tablename__ = "subscriptions"
@@ -75,7 +76,7 @@ class Subscription(db.Model):
         return self.current_period_end if self.cancel_at_period_end else None
 
 
-class CheckoutSession(db.Model):
+class CheckoutSession(Model):
     """A Stripe Checkout Session we created; at most one open per user."""
 
     __tablename__ = "checkout_sessions"
@@ -95,7 +96,7 @@ class CheckoutSession(db.Model):
     terms_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class Invoice(db.Model):
+class Invoice(Model):
     """Our record of a Stripe invoice of a subscription: what was paid, and what went back.
 
     Kept current from invoice, refund and dispute events (re-read from Stripe each time); the
@@ -135,7 +136,7 @@ class Invoice(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
-class InvoiceLine(db.Model):
+class InvoiceLine(Model):
     """One line of an invoice that bought (or gave back) time on a plan."""
 
     __tablename__ = "invoice_lines"
@@ -169,7 +170,7 @@ def new_transaction_id() -> str:
     return "txn_" + secrets.token_hex(12)
 
 
-class CreditEntry(db.Model):
+class CreditEntry(Model):
     """One row of the credits ledger: a grant (+), a use (-) or credits taken back (-).
 
     `grant_key` names what caused the entry and is unique, so a replayed event can never grant
@@ -205,7 +206,7 @@ class CreditEntry(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
-class WebhookEvent(db.Model):
+class WebhookEvent(Model):
     """The event ledger: every Stripe event we accepted, processed at most once."""
 
     __tablename__ = "webhook_events"
@@ -213,7 +214,7 @@ class WebhookEvent(db.Model):
     id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Stripe's evt_ id
     type: Mapped[str] = mapped_column(String(100))
     created: Mapped[int] = mapped_column(BigInteger)  # Stripe's `created`, Unix seconds
-    payload: Mapped[dict] = mapped_column(JSON)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     # received (waiting for a worker) | processed | ignored | failed | replaying
     status: Mapped[str] = mapped_column(String(20), index=True)
     error: Mapped[str | None] = mapped_column(Text)
@@ -227,7 +228,7 @@ class WebhookEvent(db.Model):
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-class Lease(db.Model):
+class Lease(Model):
     """A named lock with an expiry, held across Stripe calls without a database transaction.
 
     One checkout start per user at a time (`checkout:<user id>`); a holder that dies releases

@@ -13,11 +13,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import UTCDateTime, utcnow
 
 
-class CompanyDetails(db.Model):
+class CompanyDetails(Model):
     __tablename__ = "company_details"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)

@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import UTCDateTime, utcnow
 
 
-class CopyRevision(db.Model):
+class CopyRevision(Model):
     """One published version of all the copy. The highest `number` is what visitors see.
 
     `number` is unique, so two publishes racing to become revision N+1 cannot both succeed.
@@ -39,7 +39,7 @@ class CopyRevision(db.Model):
         return f"<CopyRevision {self.number}>"
 
 
-class CopyDraft(db.Model):
+class CopyDraft(Model):
     """An editor's unpublished copy, and the revision it started from (to detect overwrites)."""
 
     __tablename__ = "copy_drafts"

@@ -12,11 +12,11 @@ from datetime import datetime
 from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import UTCDateTime, utcnow
 
 
-class JobRun(db.Model):
+class JobRun(Model):
     """One run of a scheduled job: the slot it was for, who ran it, how it ended."""
 
     __tablename__ = "job_runs"

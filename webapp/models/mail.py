@@ -11,7 +11,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import UTCDateTime, utcnow
 
 
@@ -23,7 +23,7 @@ class MailStatus(StrEnum):
     CANCELED = "canceled"  # its recipient unsubscribed from its kind before it was sent
 
 
-class OutgoingMail(db.Model):
+class OutgoingMail(Model):
     """One message to send, with its delivery state."""
 
     __tablename__ = "outgoing_mail"

@@ -11,11 +11,11 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import UTCDateTime, utcnow
 
 
-class RefreshTokenFamily(db.Model):
+class RefreshTokenFamily(Model):
     """Every refresh token descended from one log-in, and the access tokens issued with them.
 
     The family row is what decides whether any of them still works: revoking it (log-out, a
@@ -37,7 +37,7 @@ class RefreshTokenFamily(db.Model):
     revoked_reason: Mapped[str | None] = mapped_column(String(20))
 
 
-class RefreshToken(db.Model):
+class RefreshToken(Model):
     """One refresh token. Only the SHA-256 of the secret is stored (see `refresh_tokens`)."""
 
     __tablename__ = "refresh_tokens"

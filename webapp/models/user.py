@@ -10,7 +10,7 @@ from sqlalchemy import String, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from webapp.extensions import db
+from webapp.extensions import Model
 from webapp.models.base import UTCDateTime, utcnow
 
 
@@ -25,7 +25,8 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-class User(UserMixin, db.Model):
+# flask_login has no type information (no stubs exist), so UserMixin is Any to mypy.
+class User(UserMixin, Model):  # type: ignore[misc]
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)

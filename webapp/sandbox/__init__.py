@@ -42,7 +42,7 @@ class Sandbox:
         self.webhooks = Webhooks(self, app)
         # When the app lets go of its database (tests tearing an app down), its background
         # worker stops too, instead of polling tables that may be gone.
-        event.listen(self.engine, "engine_disposed", lambda _engine: self.webhooks.stop_worker())
+        event.listen(self.engine, "engine_disposed", lambda _engine: self.webhooks.close())
         self.faults = Faults(self)
         self.api = SandboxAPI(self)
 
@@ -101,7 +101,10 @@ def init_app(app: Flask, api_version: str) -> Sandbox:
     if app.config.get("SANDBOX_WEBHOOK_DELIVERY") != "sync":
         # Each process runs a delivery worker from its first request on, so deliveries left
         # behind by a process that died are still sent.
-        app.before_request(lambda: sandbox.webhooks.ensure_worker() and None)
+        def start_delivery_worker() -> None:
+            sandbox.webhooks.ensure_worker()
+
+        app.before_request(start_delivery_worker)
     return sandbox
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Boolean, Float, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from webapp.extensions import db
+from webapp.extensions import Model
 
 
-class SandboxObject(db.Model):
+class SandboxObject(Model):
     """One Stripe object (product, price, customer, cs_, sub_, in_, bps_…) as its JSON."""
 
     __tablename__ = "sandbox_objects"
@@ -30,7 +30,7 @@ class SandboxObject(db.Model):
     data: Mapped[str] = mapped_column(Text)
 
 
-class SandboxEvent(db.Model):
+class SandboxEvent(Model):
     """An event, in the order it happened."""
 
     __tablename__ = "sandbox_events"
@@ -42,7 +42,7 @@ class SandboxEvent(db.Model):
     data: Mapped[str] = mapped_column(Text)
 
 
-class SandboxDelivery(db.Model):
+class SandboxDelivery(Model):
     """One event to one endpoint: the delivery log, and the queue of what is still to send."""
 
     __tablename__ = "sandbox_deliveries"
@@ -63,7 +63,7 @@ class SandboxDelivery(db.Model):
     delivered_at: Mapped[float | None] = mapped_column(Float)
 
 
-class SandboxIdempotencyKey(db.Model):
+class SandboxIdempotencyKey(Model):
     """A stored response for an Idempotency-Key, replayed when the same request comes again."""
 
     __tablename__ = "sandbox_idempotency_keys"
@@ -75,7 +75,7 @@ class SandboxIdempotencyKey(db.Model):
     created: Mapped[int] = mapped_column(BigInteger)
 
 
-class SandboxSetting(db.Model):
+class SandboxSetting(Model):
     """Small shared state: the test clock's offset, fault switches, id counters."""
 
     __tablename__ = "sandbox_settings"

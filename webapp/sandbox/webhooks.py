@@ -57,6 +57,7 @@ class Webhooks:
         self.sandbox, self.app = sandbox, app
         self._worker: DeliveryWorker | None = None
         self._worker_lock = threading.Lock()
+        self._closed = False  # the app let go of its database: no worker from now on
 
     # --- queueing ---------------------------------------------------------------------------
 
@@ -98,7 +99,9 @@ class Webhooks:
             else:
                 self.deliver_due()
         else:
-            self.ensure_worker().wake()
+            worker = self.ensure_worker()
+            if worker is not None:
+                worker.wake()
 
     def deliver_after_request(self, _exc: BaseException | None = None) -> None:
         if g.pop("sandbox_deliver_pending", False):
@@ -198,7 +201,7 @@ class Webhooks:
             path=path,
             method="POST",
             data=payload,
-            headers=headers,
+            headers=list(headers.items()),
             environ_base={"REMOTE_ADDR": "127.0.0.1"},
         ).get_environ()
         app_iter, status, _headers = run_wsgi_app(self.app.wsgi_app, environ, buffered=True)
@@ -208,8 +211,16 @@ class Webhooks:
 
     # --- the background worker --------------------------------------------------------------
 
-    def ensure_worker(self) -> DeliveryWorker:
+    def ensure_worker(self) -> DeliveryWorker | None:
+        """This process's background worker, started if need be; None once `close`d."""
+        current = threading.current_thread()
+        if isinstance(current, DeliveryWorker) and current.webhooks is self:
+            # The worker itself, delivering to this site in process (the request's hooks, the
+            # events its handling causes): never a second worker, even while this one stops.
+            return current
         with self._worker_lock:
+            if self._closed:
+                return None
             # After a fork (gunicorn), the parent's thread does not exist in the child.
             if (
                 self._worker is None
@@ -223,11 +234,19 @@ class Webhooks:
     def stop_worker(self) -> None:
         """Stop this process's background worker (tests and live servers shutting down)."""
         with self._worker_lock:
-            if self._worker is not None:
-                self._worker.stop()
-                if self._worker is not threading.current_thread():
-                    self._worker.join(5)
-                self._worker = None
+            worker, self._worker = self._worker, None
+        # Joined outside the lock: a pass in progress may still ask for the worker.
+        if worker is not None:
+            worker.stop()
+            if worker is not threading.current_thread():
+                worker.join(5)
+
+    def close(self) -> None:
+        """Stop the worker for good: the app has let go of its database (its engine was
+        disposed), and a worker started after that would poll tables that may be gone."""
+        with self._worker_lock:
+            self._closed = True
+        self.stop_worker()
 
     def delivery_log(self, limit: int = 50) -> list[SandboxDelivery]:
         with Session(self.sandbox.engine, expire_on_commit=False) as session:

@@ -10,6 +10,7 @@ Stripe, or to `STRIPE_API_BASE` when set. Either way each attempt ends within
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import stripe
@@ -85,18 +86,25 @@ def _build_client(app: Flask) -> tuple[stripe.StripeClient, Sandbox | None]:
     return client, sandbox
 
 
-def init_app(app: Flask) -> None:
-    """Build the one Stripe client for this app and store the gateway in `app.extensions`."""
+def init_app(app: Flask, *, seed_sandbox: Callable[[StripeGateway], object] | None = None) -> None:
+    """Build the one Stripe client for this app and store the gateway in `app.extensions`.
+
+    In sandbox mode, `seed_sandbox` runs once, before the first price is looked up, so that the
+    empty sandbox sells the catalog (it needs the database, which the factory may not have yet).
+    """
     # The SDK offers no per-client switch for its telemetry (request timings sent back to
     # Stripe in a header); the module flag is the only one, so it is turned off here, at start-up.
     stripe.enable_telemetry = False
     client, sandbox = _build_client(app)
-    app.extensions["stripe_gateway"] = StripeGateway(client, sandbox=sandbox)
+    app.extensions["stripe_gateway"] = StripeGateway(
+        client, sandbox=sandbox, seed_sandbox=seed_sandbox
+    )
     stripe_budget.init_app(app)
 
 
 def get_gateway() -> StripeGateway:
-    return current_app.extensions["stripe_gateway"]
+    gateway: StripeGateway = current_app.extensions["stripe_gateway"]
+    return gateway
 
 
 def sandbox_cli() -> click.Group:

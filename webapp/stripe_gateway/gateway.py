@@ -6,13 +6,14 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import stripe
 
 from webapp.stripe_gateway.errors import (
+    PaymentProviderError,
     ResourceMissing,
     SignatureVerificationFailed,
     convert_error,
@@ -21,6 +22,9 @@ from webapp.stripe_gateway.errors import (
 )
 
 if TYPE_CHECKING:
+    from stripe.params import SubscriptionRetrieveParams
+    from stripe.params.checkout import SessionRetrieveParams
+
     from webapp.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
@@ -32,10 +36,19 @@ WEBHOOK_TOLERANCE_SECONDS = 300
 class StripeGateway:
     """What the app asks of Stripe, in the app's words."""
 
-    def __init__(self, client: stripe.StripeClient, *, sandbox: Sandbox | None = None) -> None:
+    def __init__(
+        self,
+        client: stripe.StripeClient,
+        *,
+        sandbox: Sandbox | None = None,
+        seed_sandbox: Callable[[StripeGateway], object] | None = None,
+    ) -> None:
         self.client = client
         self.sandbox_instance = sandbox
         self.sandbox = sandbox is not None
+        # What makes an empty sandbox sell the catalog (the factory passes the catalog sync):
+        # given in, so the gateway never imports the code that calls it.
+        self._seed_sandbox = seed_sandbox
         self._prices: dict[str, tuple[float, stripe.Price]] = {}
         self._prices_by_id: dict[str, stripe.Price] = {}
         self._portal_configuration: tuple[float, str] | None = None
@@ -81,15 +94,12 @@ class StripeGateway:
 
     def _ensure_sandbox_catalog(self) -> None:
         # The sandbox starts empty: make it sell the catalog the first time a price is needed.
-        if not self.sandbox or self._catalog_checked:
+        if not self.sandbox or self._seed_sandbox is None or self._catalog_checked:
             return
         with self._lock:
             if self._catalog_checked:
                 return
-            from webapp.catalog import get_catalog
-            from webapp.stripe_catalog import sync_catalog
-
-            sync_catalog(self, get_catalog())
+            self._seed_sandbox(self)
             self._catalog_checked = True
 
     def forget_prices(self) -> None:
@@ -140,7 +150,7 @@ class StripeGateway:
 
     def list_prices(self, **params: Any) -> list[stripe.Price]:
         with self._calling("list_prices"):
-            listed = self.client.v1.prices.list(params={"limit": 100, **params})
+            listed = self.client.v1.prices.list(params={"limit": 100, **params})  # type: ignore[arg-type]
             return list(listed.auto_paging_iter())
 
     def create_price(
@@ -227,7 +237,7 @@ class StripeGateway:
         with self._calling("create_tax_id"):
             return self.client.v1.customers.tax_ids.create(
                 customer_id,
-                params={"type": tax_type, "value": value},  # type: ignore[typeddict-item]
+                params={"type": tax_type, "value": value},
             )
 
     def delete_tax_id(self, customer_id: str, tax_id: str) -> None:
@@ -322,7 +332,7 @@ class StripeGateway:
         self, session_id: str, *, expand: list[str] | None = None
     ) -> stripe.checkout.Session:
         with self._calling("retrieve_checkout_session"):
-            params = {"expand": expand} if expand else None
+            params: SessionRetrieveParams | None = {"expand": expand} if expand else None
             return self.client.v1.checkout.sessions.retrieve(session_id, params=params)
 
     def expire_checkout_session(self, session_id: str) -> stripe.checkout.Session:
@@ -468,7 +478,7 @@ class StripeGateway:
         self, subscription_id: str, *, expand: list[str] | None = None
     ) -> stripe.Subscription:
         with self._calling("retrieve_subscription"):
-            params = {"expand": expand} if expand else None
+            params: SubscriptionRetrieveParams | None = {"expand": expand} if expand else None
             return self.client.v1.subscriptions.retrieve(subscription_id, params=params)
 
     def list_subscriptions(self, customer_id: str) -> list[stripe.Subscription]:
@@ -524,7 +534,10 @@ class StripeGateway:
                     "limit": 1,
                 }
             )
-        return listed.data[0].invoice if listed.data else None
+        if not listed.data:
+            return None
+        invoice = listed.data[0].invoice  # an id unless expanded
+        return invoice if isinstance(invoice, str) else invoice.id
 
     def charges_of(self, payment_intent_id: str) -> list[stripe.Charge]:
         with self._calling("list_charges"):
@@ -706,7 +719,10 @@ class StripeGateway:
                 page = self.client.v1.events.list(params=params)  # type: ignore[arg-type]
             # The events as sent, not the SDK's objects (whose numbers come back as Decimal):
             # the ledger stores the JSON a webhook delivery would have carried.
-            events = json.loads(page.last_response.body)["data"]
+            response = page.last_response
+            if response is None:  # the SDK keeps the response of every list call
+                raise PaymentProviderError("Stripe's event list came without its response")
+            events = json.loads(response.body)["data"]
             yield from events
             if not page.has_more or not events:
                 return

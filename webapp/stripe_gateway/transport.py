@@ -96,7 +96,8 @@ def _run_within(
         )
     if "error" in outcome:
         raise outcome["error"]
-    return outcome["response"]
+    response: tuple[Any, int, Mapping[str, str]] = outcome["response"]
+    return response
 
 
 class _BoundedHTTPClient(stripe.HTTPClient):
@@ -126,7 +127,15 @@ class _BoundedHTTPClient(stripe.HTTPClient):
         left = stripe_budget.remaining()
         return sleep if left is None else max(0.0, min(sleep, left - MIN_ATTEMPT_SECONDS))
 
-    def request_stream(self, method, url, headers, post_data=None):  # pragma: no cover
+    def request_stream(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+        *,
+        _usage: list[str] | None = None,
+    ) -> tuple[Any, int, Mapping[str, str]]:  # pragma: no cover
         raise NotImplementedError("the gateway never streams Stripe responses")
 
     def close(self) -> None:
@@ -142,7 +151,7 @@ _attempt_connections: contextvars.ContextVar[list[HTTPConnection]] = contextvars
 class _TrackedHTTPConnection(HTTPConnection):
     """A urllib3 connection that tells the attempt sending a request on it where it is."""
 
-    def request(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> None:
         _attempt_connections.get([]).append(self)
         super().request(*args, **kwargs)
 
@@ -206,8 +215,16 @@ class BoundedRequestsClient(_BoundedHTTPClient):
             self._sessions.session = session
         return session
 
-    def request(
-        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+    # The body is bytes, as in the SDK's own RequestsClient (`SDK/_http_client.py:535-541`),
+    # though the base class declares str: the SDK decodes either.
+    def request(  # type: ignore[override]
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+        *,
+        _usage: list[str] | None = None,
     ) -> tuple[bytes, int, Mapping[str, str]]:
         limit, retryable = _attempt_limit(self._timeout)
         session = self._session()
@@ -268,7 +285,13 @@ class SandboxHTTPClient(_BoundedHTTPClient):
         self._wsgi_app = wsgi_app
 
     def request(
-        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        post_data: Any = None,
+        *,
+        _usage: list[str] | None = None,
     ) -> tuple[str, int, Mapping[str, str]]:
         limit, retryable = _attempt_limit(self._timeout)
         parts = urlsplit(url)
@@ -278,7 +301,7 @@ class SandboxHTTPClient(_BoundedHTTPClient):
             query_string=parts.query,
             base_url=f"{parts.scheme}://{parts.netloc}",
             method=method.upper(),
-            headers=dict(headers or {}),
+            headers=list((headers or {}).items()),
             data=data or None,
         )
         environ = builder.get_environ()

@@ -238,7 +238,7 @@ def create_promotion_code(call: Call) -> dict[str, Any]:
             raise invalid("expires_at cannot be after the coupon's redeem_by.", param="expires_at")
         fields["expires_at"] = expires_at
     raw = params.get("restrictions") or {}
-    restrictions = {
+    restrictions: dict[str, Any] = {
         "first_time_transaction": as_bool(
             raw.get("first_time_transaction", "false"), "restrictions[first_time_transaction]"
         ),

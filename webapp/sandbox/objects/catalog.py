@@ -8,7 +8,7 @@ from webapp.sandbox.store import new_id
 
 
 def product(now: int, *, name: str, **fields: Any) -> dict[str, Any]:
-    obj = {
+    obj: dict[str, Any] = {
         "id": fields.get("id") or new_id("prod_", 14),
         "object": "product",
         "active": True,
@@ -35,7 +35,7 @@ def product(now: int, *, name: str, **fields: Any) -> dict[str, Any]:
 
 def price(now: int, *, product_id: str, unit_amount: int, currency: str, **fields: Any):
     recurring = fields.pop("recurring", None)
-    obj = {
+    obj: dict[str, Any] = {
         "id": new_id("price_"),
         "object": "price",
         "active": True,

@@ -9,7 +9,7 @@ from webapp.sandbox.store import new_id
 
 
 def customer(now: int, *, email: str | None, **fields: Any) -> dict[str, Any]:
-    obj = {
+    obj: dict[str, Any] = {
         "id": new_id("cus_", 14),
         "object": "customer",
         "address": None,

@@ -16,7 +16,7 @@ __all__ = ["coupon", "discount", "promotion_code"]
 
 
 def coupon(now: int, *, coupon_id: str | None = None, **fields: Any) -> dict[str, Any]:
-    obj = {
+    obj: dict[str, Any] = {
         "id": coupon_id or new_id("", 8),
         "object": "coupon",
         "amount_off": None,
@@ -39,7 +39,7 @@ def coupon(now: int, *, coupon_id: str | None = None, **fields: Any) -> dict[str
 
 
 def promotion_code(now: int, *, coupon_id: str, code: str, **fields: Any) -> dict[str, Any]:
-    obj = {
+    obj: dict[str, Any] = {
         "id": new_id("promo_"),
         "object": "promotion_code",
         "active": True,

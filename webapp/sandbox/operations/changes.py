@@ -119,12 +119,19 @@ def plan_change(store: Store, sub: dict[str, Any], change: Change, at: int) -> P
         return plan
     prorations = []
     if prorate:
-        for line_price, line_quantity, credit in (
+        for line_price, line_quantity, is_credit in (
             (old_price, old_quantity, True),
             (price, quantity, False),
         ):
             line = proration_line(
-                store, item, line_price, line_quantity, credit=credit, at=at, start=start, end=end
+                store,
+                item,
+                line_price,
+                line_quantity,
+                credit=is_credit,
+                at=at,
+                start=start,
+                end=end,
             )
             if line:
                 prorations.append(line)

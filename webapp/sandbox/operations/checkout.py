@@ -121,6 +121,8 @@ def pay_checkout_session(
         else None
     )
     if session["mode"] == "payment":
+        if pm is None:  # a card is optional only for a subscription's trial
+            raise CardError("Enter your card details.", "incomplete_number", None)
         return _pay_one_time(store, session, customer, pm, authenticated=authenticated)
     price = session_price(store, session)
     now = store.now()

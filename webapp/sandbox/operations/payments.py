@@ -512,7 +512,7 @@ def pay_invoice_now(
         raise refused(f"You cannot pay an invoice with status `{invoice['status']}`.")
     customer = store.get("customer", invoice["customer"])
     if pm_id:
-        pm = store.get("payment_method", pm_id, param="payment_method")
+        pm: dict[str, Any] | None = store.get("payment_method", pm_id, param="payment_method")
     else:
         pm = default_payment_method(store, customer, invoice_subscription(store, invoice))
     if pay_invoice(store, invoice, pm, off_session=off_session):
