@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import secrets
 from functools import cache
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -20,12 +19,9 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
 from werkzeug.security import check_password_hash, generate_password_hash
 from werkzeug.wrappers import Response
 
-from webapp import member_cache
 from webapp.auth import mails, sessions
 from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
@@ -58,29 +54,10 @@ def load_user(stored_id: str) -> User | None:
     if parsed is None:
         return None
     user_id, version = parsed
-    columns = member_cache.cached(user_id, "user row", lambda: _user_columns(user_id))
-    if columns is not None and columns["session_version"] < version:
-        # A newer session than the cached row: the row was bumped and the user logged in again
-        # on another worker, whose change this worker has not heard of yet. Ask the database.
-        columns = _user_columns(user_id)
+    columns = sessions.user_columns(user_id, version)
     if not sessions.is_current(columns, version):
         return None
-    # Flask-Login loads the user lazily, at the first `current_user` (often a template rendered
-    # late in a view). If the view already loaded the row, and maybe changed it, that object is
-    # the user: merging the cached copy onto it would put the old values back.
-    present = db.session.identity_map.get(identity_key(User, user_id))
-    if present is not None:
-        return present
-    # Rebuild the row as if just loaded (no attribute counts as changed) and attach it without
-    # a SELECT, so views that update the user still work through the session.
-    user = User(**columns)
-    make_transient_to_detached(user)
-    return db.session.merge(user, load=False)
-
-
-def _user_columns(user_id: int) -> dict[str, Any] | None:
-    row = db.session.execute(select(User.__table__).where(User.id == user_id)).mappings().first()
-    return dict(row) if row else None
+    return sessions.attach_user(columns)
 
 
 login_manager.login_view = "auth.login"

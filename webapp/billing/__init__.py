@@ -38,6 +38,7 @@ from webapp.billing.subscriptions import (
     has_access,
     latest_subscription,
     live_subscription,
+    live_subscription_snapshot,
     recent_duplicates,
 )
 
@@ -64,6 +65,7 @@ __all__ = [
     "has_access",
     "latest_subscription",
     "live_subscription",
+    "live_subscription_snapshot",
     "process_event",
     "recent_duplicates",
     "replay_event",
