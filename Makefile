@@ -74,10 +74,11 @@ wrk:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null; }
 
-## make bench: load and latency as ratios to /healthz under gunicorn; writes bench/results.md,
-## fails if a target is missed (PostgreSQL at 127.0.0.1:5432 if reachable, else SQLite)
+## make bench: load and latency as ratios to /healthz under gunicorn; prints the table and writes
+## bench/results.local.md (make bench RECORD=1: the tracked bench/results.md); fails if a target
+## is missed (PostgreSQL at 127.0.0.1:5432 if reachable, under a random name, else SQLite)
 bench: install wrk
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(if $(RECORD),--record)
 
 ## make bench-smoke: the same harness, two seconds a row and no targets (CI)
 bench-smoke: install wrk

@@ -4,16 +4,22 @@ else, so copy that repeats the placeholder cannot carry a member's token off (is
 from __future__ import annotations
 
 import copy
+import gzip
 import re
 
 import pytest
 from flask import Flask
 
-from tests.conftest import AuthActions, create_user, csrf_token
+from tests.conftest import CSRF_RE, AuthActions, create_user, csrf_token
 from webapp.catalog import get_catalog
 from webapp.extensions import db
 from webapp.models import CopyRevision
-from webapp.page_cache import CSRF_PLACEHOLDER, render_with_csrf_placeholder, stamp_csrf
+from webapp.page_cache import (
+    CSRF_PLACEHOLDER,
+    render_with_csrf_placeholder,
+    stamp_csrf,
+    stamped_response,
+)
 
 HARVESTING_LINK = f"[Claim your discount](https://evil.example/?t={CSRF_PLACEHOLDER})"
 TOKEN_FIELD = re.compile(r'<input\b[^<>]*\bname="csrf_token"[^<>]*>')
@@ -77,3 +83,32 @@ def test_every_token_field_of_a_cached_page_is_stamped(app):
     assert html.count(token) == 2
     assert html.count(CSRF_PLACEHOLDER) == 2  # the copy's, left as it was
     assert f"<p>{CSRF_PLACEHOLDER}</p>" in html
+
+
+@pytest.mark.parametrize("copies", [0, 1, 3])
+def test_a_spliced_gzip_page_is_the_stamped_page(app, copies):
+    """Members' pages are gzipped once when cached and only the token per request: the spliced
+    stream must decode (CRC and length checked) to exactly the page stamp_csrf makes."""
+    field = f'<input name="csrf_token" type="hidden" value="{CSRF_PLACEHOLDER}">'
+    html = "<p>héllo</p>" + "".join(f"<form>{field}</form><p>{n}</p>" * 40 for n in range(copies))
+    with app.test_request_context(headers={"Accept-Encoding": "gzip"}):
+        page = render_with_csrf_placeholder(lambda: html)
+        response = stamped_response(page)
+        plain = stamp_csrf(page)
+    assert response.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(response.get_data()).decode() == plain
+    assert plain.count(CSRF_PLACEHOLDER) == 0
+    with app.test_request_context():  # no Accept-Encoding: the plain page
+        assert "Content-Encoding" not in stamped_response(page).headers
+
+
+def test_members_pages_arrive_gzipped_and_whole(app, client):
+    create_user(app)
+    AuthActions(app, client).login()
+    for page in ["/pricing", "/account"]:
+        packed = client.get(page, headers={"Accept-Encoding": "gzip"})
+        assert packed.headers["Content-Encoding"] == "gzip"
+        html = gzip.decompress(packed.data).decode()
+        assert html.rstrip().endswith("</html>")
+        token = CSRF_RE.search(html)
+        assert token and CSRF_PLACEHOLDER not in html

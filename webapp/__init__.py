@@ -136,9 +136,10 @@ def register_error_handlers(app: Flask) -> None:
 
 
 def register_request_hooks(app: Flask) -> None:
-    from webapp import security
+    from webapp import public_pages, security
 
     security.init_app(app)
+    public_pages.init_app(app)  # public pages: no session cookie, no Vary: Cookie
 
 
 def register_template_helpers(app: Flask) -> None:

@@ -278,10 +278,18 @@ class Config:
         self.COMPRESS_ALGORITHM = ["gzip"]
         # Static files are streamed from disk; Flask-Compress's default for streams omits gzip.
         self.COMPRESS_ALGORITHM_STREAMING = ["gzip"]
+        # Flask-Compress would re-evaluate If-None-Match on every compressed answer; only the
+        # public pages have validators, and they answer 304 themselves before rendering.
+        self.COMPRESS_EVALUATE_CONDITIONAL_REQUEST = False
 
         # How long a worker serves its cached anonymous pricing page before asking the database
         # whether new copy was published (0: ask on every request).
         self.PRICING_CACHE_SECONDS = float(env.get("PRICING_CACHE_SECONDS", "1"))
+        # What anonymous pricing and legal pages tell shared caches (a CDN) and browsers
+        # (webapp/public_pages.py): keep the page this long, then serve it stale this much
+        # longer while fetching a fresh one (cheaply: a 304 unless copy or catalog changed).
+        self.PUBLIC_PAGE_MAX_AGE = int(env.get("PUBLIC_PAGE_MAX_AGE", "60"))
+        self.PUBLIC_PAGE_STALE_SECONDS = int(env.get("PUBLIC_PAGE_STALE_SECONDS", "600"))
         # How long a worker may keep what logged-in pages read about a member (their row, plan,
         # rendered account page); the database's change feed drops entries sooner when their
         # rows change (see webapp/member_cache.py). 0: no cache, every page asks the database.

@@ -611,8 +611,11 @@ def _latest_number() -> int | None:
         return connection.scalar(query)
 
 
-def published_copy() -> PublishedCopy:
-    """The copy every visitor sees now (read once per request, parsed once per publish)."""
+def published_copy(version: int | None = None) -> PublishedCopy:
+    """The copy every visitor sees now (read once per request, parsed once per publish); or
+    that of `version`, for a caller that knows which is published (webapp/page_cache.py)."""
+    if version is not None:
+        return _cache().get(version)
     memo = g.get("_published_copy")
     if memo is None:
         memo = g._published_copy = _cache().get(current_version())

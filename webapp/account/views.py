@@ -23,7 +23,11 @@ from webapp.billing.history import PER_PAGE, history_status, invoice_history
 from webapp.catalog import get_catalog
 from webapp.countries import COUNTRIES
 from webapp.extensions import db
-from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
+from webapp.page_cache import (
+    copy_version,
+    render_with_csrf_placeholder,
+    stamped_response,
+)
 from webapp.plan_copy import pack_offers, published_copy
 from webapp.urls import public_url
 
@@ -33,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @bp.get("/account")
 @login_required
-def index() -> str:
+def index() -> str | Response:
     if session.get("_flashes"):
         return render_account()  # flashes are per request: never cached
     # The page changes only with the member's rows (the member cache drops it then) and with
@@ -42,7 +46,7 @@ def index() -> str:
     page = member_cache.cached(
         current_user.id, key, lambda: render_with_csrf_placeholder(render_account)
     )
-    return stamp_csrf(page)
+    return stamped_response(page)
 
 
 def render_account() -> str:

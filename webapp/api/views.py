@@ -19,6 +19,7 @@ from webapp import billing
 from webapp.api import presenters, refresh_tokens
 from webapp.api.credentials import (
     api_user,
+    api_user_id,
     credential_rate_key,
     require_api_key,
     require_jwt,
@@ -45,6 +46,7 @@ from webapp.catalog import CYCLES, UnknownPack, UnknownPlan, get_catalog
 from webapp.extensions import csrf, limiter
 from webapp.models import User
 from webapp.models.billing import CREDIT_TYPES
+from webapp.page_cache import copy_version
 from webapp.plan_copy import published_copy
 from webapp.security import is_allowed_redirect_url
 from webapp.urls import public_host, public_url
@@ -261,14 +263,18 @@ def checkout() -> Response:
 
 @dual_route("/subscriptions/current", methods=["GET"])
 def current() -> Response:
-    row = billing.live_subscription(api_user().id)
+    # The member cache's copy (no query while the member's rows are unchanged: profiled, the
+    # query and its transaction were most of this endpoint's time) and the copy version the
+    # pricing page trusts for PRICING_CACHE_SECONDS.
+    row = billing.live_subscription_snapshot(api_user_id())
     if row is None or not billing.has_access(row):
         return jsonify(hasSubscription=False, subscription=None, planDetails=None)
     plan = get_catalog().plan(row.plan_id)
+    copy = published_copy(copy_version())
     return jsonify(
         hasSubscription=True,
         subscription=presenters.subscription(row),
-        planDetails=presenters.plan_details(plan, plan.price(row.cycle), published_copy()),
+        planDetails=presenters.plan_details(plan, plan.price(row.cycle), copy),
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -16,12 +15,8 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.util import identity_key
 from werkzeug.wrappers import Response
 
-from webapp import member_cache
 from webapp.auth import sessions
 from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.accounts import authenticate, create_account
@@ -29,7 +24,7 @@ from webapp.auth.forms import EmptyForm, LoginForm, SignupForm
 from webapp.auth.limits import device_for, remember_device, spend_login_attempt
 from webapp.catalog import CYCLES, UnknownPlan, get_catalog
 from webapp.checkout.forms import CheckoutForm
-from webapp.extensions import db, login_manager
+from webapp.extensions import login_manager
 from webapp.models import User
 from webapp.plan_copy import published_copy
 from webapp.security import is_safe_next
@@ -53,29 +48,10 @@ def load_user(stored_id: str) -> User | None:
     if parsed is None:
         return None
     user_id, version = parsed
-    columns = member_cache.cached(user_id, "user row", lambda: _user_columns(user_id))
-    if columns is not None and columns["session_version"] < version:
-        # A newer session than the cached row: the row was bumped and the user logged in again
-        # on another worker, whose change this worker has not heard of yet. Ask the database.
-        columns = _user_columns(user_id)
+    columns = sessions.user_columns(user_id, version)
     if not sessions.is_current(columns, version):
         return None
-    # Flask-Login loads the user lazily, at the first `current_user` (often a template rendered
-    # late in a view). If the view already loaded the row, and maybe changed it, that object is
-    # the user: merging the cached copy onto it would put the old values back.
-    present = db.session.identity_map.get(identity_key(User, user_id))
-    if present is not None:
-        return present
-    # Rebuild the row as if just loaded (no attribute counts as changed) and attach it without
-    # a SELECT, so views that update the user still work through the session.
-    user = User(**columns)
-    make_transient_to_detached(user)
-    return db.session.merge(user, load=False)
-
-
-def _user_columns(user_id: int) -> dict[str, Any] | None:
-    row = db.session.execute(select(User.__table__).where(User.id == user_id)).mappings().first()
-    return dict(row) if row else None
+    return sessions.attach_user(columns)
 
 
 login_manager.login_view = "auth.login"

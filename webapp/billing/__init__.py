@@ -50,6 +50,7 @@ from webapp.billing.subscriptions import (
     has_access,
     latest_subscription,
     live_subscription,
+    live_subscription_snapshot,
     recent_duplicates,
 )
 
@@ -81,6 +82,7 @@ __all__ = [
     "has_access",
     "latest_subscription",
     "live_subscription",
+    "live_subscription_snapshot",
     "process_event",
     "process_stored_event",
     "recent_duplicates",

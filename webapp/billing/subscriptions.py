@@ -35,6 +35,24 @@ def live_subscription(user_id: int) -> Subscription | None:
     )
 
 
+def live_subscription_snapshot(user_id: int) -> Subscription | None:
+    """A read-only copy of `live_subscription`, from the member cache: for answers that only show
+    it (the API's current subscription), never to write. The cache drops it as soon as the
+    database reports a change to the member's subscriptions; `has_access` on it still reads the
+    clock at each call."""
+    from webapp import member_cache  # the cache's change feed needs the app: imported late
+
+    columns = member_cache.cached(user_id, "live subscription", lambda: _live_columns(user_id))
+    return Subscription(**columns) if columns is not None else None  # transient: no session
+
+
+def _live_columns(user_id: int) -> dict[str, Any] | None:
+    row = live_subscription(user_id)
+    if row is None:
+        return None
+    return {column.key: getattr(row, column.key) for column in Subscription.__mapper__.column_attrs}
+
+
 def latest_subscription(user_id: int) -> Subscription | None:
     return db.session.scalar(
         select(Subscription)

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, render_template, request
 
 from webapp.catalog import get_catalog
+from webapp.public_pages import public_when_anonymous
 
 bp = Blueprint("legal", __name__)
 
@@ -23,7 +24,12 @@ PRIVACY_UPDATED = date(2026, 11, 29)
 FAQ_OPENING = "Yes, at any time from *Manage billing*. "
 
 
+def _page_key() -> tuple[str]:
+    return (request.path,)  # the legal pages read nothing else from the request
+
+
 @bp.get("/terms")
+@public_when_anonymous(_page_key)
 def terms() -> str:
     catalog = get_catalog()
     plans = sorted(catalog.plans.values(), key=lambda plan: plan.monthly_credits)
@@ -39,5 +45,6 @@ def terms() -> str:
 
 
 @bp.get("/privacy")
+@public_when_anonymous(_page_key)
 def privacy() -> str:
     return render_template("legal/privacy.html", updated=PRIVACY_UPDATED)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Blueprint, render_template, request, session
+from flask import Blueprint, Response, render_template, request, session
 from flask_login import current_user
 
 from webapp import billing, member_cache
@@ -17,9 +17,10 @@ from webapp.page_cache import (
     copy_version,
     pricing_pages,
     render_with_csrf_placeholder,
-    stamp_csrf,
+    stamped_response,
 )
 from webapp.plan_copy import PublishedCopy, pack_offers, published_copy
+from webapp.public_pages import is_anonymous_request, private_response, serve_public
 
 bp = Blueprint("pricing", __name__)
 
@@ -91,23 +92,27 @@ def render_pricing(copy: PublishedCopy, **extra: Any) -> str:
 
 @bp.get("/")
 @bp.get("/pricing")
-def index() -> str:
-    if session.get("_flashes"):
-        return render_pricing(published_copy())  # flashes are per person: never cached
+def index() -> Response:
     cycle = selected_cycle(request.args.get("cycle"))
     plan = request.args.get("plan")
     key = (request.path, cycle, plan if plan in get_catalog().plans else None)
+    if is_anonymous_request():
+        # The page a CDN serves (webapp/public_pages.py): no cookie, so nobody's page.
+        return serve_public(key, lambda: render_pricing(published_copy()))
+    if session.get("_flashes"):
+        return private_response(render_pricing(published_copy()))  # flashes are per person
     if current_user.is_authenticated:
-        return _member_page(key)
-    # Asking which copy version is published was this page's only database work, and cost more
-    # than the rest of it: trusting the answer for PRICING_CACHE_SECONDS lets the busiest page
-    # skip the database, while anonymous visitors of other workers see a publish that much later.
-    return pricing_pages().get_or_render(
+        return private_response(_member_page(key))
+    # A session cookie but nobody logged in (a visit to /login, say): the anonymous page, kept
+    # private like every answer to a request with a session. Trusting the copy version for
+    # PRICING_CACHE_SECONDS lets it skip the database, as the public page does.
+    page = pricing_pages().get_or_render(
         copy_version(), key, lambda: render_pricing(published_copy())
     )
+    return private_response(page)
 
 
-def _member_page(key: tuple[str | None, ...]) -> str:
+def _member_page(key: tuple[str | None, ...]) -> Response:
     """A logged-in visitor's page differs from another's only by their plan, their role and
     their CSRF token; the first two go into the cache key, the token is stamped in after."""
     # Editors check the exact version (they have just published); others may trust it briefly.
@@ -126,7 +131,7 @@ def _member_page(key: tuple[str | None, ...]) -> str:
         member_key,
         lambda: render_with_csrf_placeholder(lambda: render_pricing(published_copy())),
     )
-    return stamp_csrf(page)
+    return stamped_response(page)
 
 
 def plan_state(user_id: int) -> tuple[str | None, str | None]:
