@@ -14,6 +14,7 @@ from tests.conftest import create_user, csrf_token, sql
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.security import CSRF_PLACEHOLDER
+from webapp.templating import format_date
 
 KEY_RE = re.compile(r'data-testid="new-api-key"|value="(llmgen_[A-Za-z0-9_-]+)"')
 
@@ -146,7 +147,7 @@ def test_create_with_description_read_scope_and_expiry(app, client, logged_in):
 
     account = client.get("/account").get_data(as_text=True)
     assert "Reads credits" in account and "Read-only" in account
-    expected = expires_at.strftime("%b %-d, %Y")
+    expected = format_date(expires_at)
     assert re.search(rf'data-testid="api-key-expires">{re.escape(expected)} ', account)
 
     key = shown_key(response)

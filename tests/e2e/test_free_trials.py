@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 from tests.conftest import sql
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 from webapp.stripe_gateway import get_gateway
+from webapp.templating import format_date
 
 SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/shots-trials"))
 
@@ -81,7 +82,7 @@ def test_a_card_added_in_the_portal_converts_the_trial(live_server, page):
     app, url = live_server.app, live_server.url
     shown = start_card_less_trial(live_server, page, "trial-card@example.com")
     end = trial_end_of(app, "trial-card@example.com").replace(tzinfo=UTC)
-    assert shown == f"{end:%B} {end.day}, {end.year}"
+    assert shown == format_date(end)
 
     # The real Stripe way: the portal's payment-method update.
     page.get_by_role("button", name="Manage billing").click()

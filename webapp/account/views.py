@@ -26,6 +26,7 @@ from webapp.extensions import db
 from webapp.page_cache import copy_version, render_with_csrf_placeholder, stamp_csrf
 from webapp.plan_copy import published_copy
 from webapp.stripe_gateway import CardDeclined, PaymentProviderError
+from webapp.templating import format_date
 from webapp.urls import public_url
 
 bp = Blueprint("account", __name__)
@@ -205,7 +206,7 @@ def confirm_switch() -> Response | tuple[str, int]:
     if terms.immediate:
         flash(f"Your plan is now {name}.", "success")
     else:
-        flash(f"Your plan switches to {name} on {terms.starts_at:%B %-d, %Y}.", "success")
+        flash(f"Your plan switches to {name} on {format_date(terms.starts_at)}.", "success")
     return redirect(url_for("account.index"), code=303)
 
 
