@@ -13,6 +13,7 @@ from flask import Flask, Response, request, url_for
 from markupsafe import Markup
 
 from webapp.catalog import format_money
+from webapp.copy_checks import is_credit_line
 from webapp.markup import render_markdown
 from webapp.plan_copy import published_copy
 from webapp.urls import public_url
@@ -117,6 +118,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["public_url"] = public_url
     app.jinja_env.globals["error_links"] = error_links
     app.jinja_env.globals["hidden_fields"] = hidden_fields
+    app.jinja_env.globals["is_credit_line"] = is_credit_line
 
     @app.after_request
     def cache_fingerprinted_assets(response: Response) -> Response:
