@@ -116,9 +116,11 @@ def test_forms_need_a_login(client, path):
 @pytest.mark.parametrize("name", ["", "   ", "x" * 61])
 def test_bad_names_are_explained(app, client, logged_in, name):
     response = create_key(client, name)
-    assert response.status_code == 303
+    # The account page again, the form's error summary on top, what was typed kept.
+    assert response.status_code == 400
     assert sql(app, "select count(*) from api_keys")[0][0] == 0
-    assert 'class="flash flash-error"' in client.get("/account").get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert 'data-testid="error-summary"' in html and '<a href="#name">Key name:' in html
 
 
 def test_key_names_are_escaped(client, logged_in):
@@ -163,9 +165,11 @@ def test_create_with_description_read_scope_and_expiry(app, client, logged_in):
 )
 def test_bad_choices_are_explained_and_nothing_is_made(app, client, logged_in, fields):
     response = create_key(client, "bad", **fields)
-    assert response.status_code == 303
+    assert response.status_code == 400
     assert sql(app, "select count(*) from api_keys")[0][0] == 0
-    assert 'class="flash flash-error"' in client.get("/account").get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert 'data-testid="error-summary"' in html and 'name="name"' in html
+    assert 'value="bad"' in html  # the name typed is kept
 
 
 def edit_key(client, public_id, **fields):

@@ -73,6 +73,29 @@ def assert_words_intact(page: Page, name: str) -> None:
     for number, table in enumerate(page.locator("table, .key-list").all()):
         if table.is_visible():
             table.screenshot(path=str(SHOTS / f"{name}-table{number}-390.png"))
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.screenshot(path=str(SHOTS / f"{name}-1280.png"), full_page=True)
+    page.set_viewport_size(PHONE)
+
+
+# Every button: the gap between its top and the bottom of what is just above it, in pixels.
+BUTTON_GAPS_JS = """
+() => [...document.querySelectorAll("main button, main .button")].flatMap((button) => {
+  const box = button.getBoundingClientRect();
+  if (!box.width) return [];
+  let above = button;
+  while (above && !above.previousElementSibling) above = above.parentElement;
+  if (!above || above.tagName === "MAIN") return [];
+  const previous = above.previousElementSibling.getBoundingClientRect();
+  if (previous.bottom > box.top + 1 || !previous.height) return [];  // side by side, not above
+  return [[button.textContent.trim(), Math.round(box.top - previous.bottom)]];
+})
+"""
+
+
+def assert_buttons_have_room(page: Page, name: str) -> None:
+    touching = [(text, gap) for text, gap in page.evaluate(BUTTON_GAPS_JS) if gap < 8]
+    assert touching == [], f"{name}: buttons touching what is above them: {touching}"
 
 
 def test_every_table_keeps_its_words_whole_at_390_px(browser, live_server):
@@ -102,6 +125,7 @@ def test_every_table_keeps_its_words_whole_at_390_px(browser, live_server):
     page.get_by_role("link", name="Done, back to my account").click()
     expect(page.get_by_test_id("api-key-row")).to_have_count(1)
     assert_words_intact(page, "account")
+    assert_buttons_have_room(page, "account")
 
     page.goto(f"{url}/account/credits")
     assert_words_intact(page, "credit-history")
@@ -112,6 +136,13 @@ def test_every_table_keeps_its_words_whole_at_390_px(browser, live_server):
     page.get_by_role("button", name="Manage billing").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Manage your subscription")
     assert_words_intact(page, "portal")
+    assert_buttons_have_room(page, "portal")
+    # Redirect after POST: a switch lands back on the portal's own address, not the POST path.
+    portal_url = page.url
+    page.get_by_label("New plan").select_option(index=0)
+    page.get_by_role("button", name="Switch plan").click()
+    expect(page.locator(".flash")).to_be_visible()
+    assert page.url == portal_url
 
     page.goto(f"{url}/account")
     with context.expect_page() as opened:
