@@ -97,3 +97,19 @@ def test_the_copy_editor_sent_with_a_stale_token_saves_on_retry(browser, live_se
     expect(page).to_have_url(f"{base}/admin/plans")
     expect(page.get_by_text("Draft saved.")).to_be_visible()
     expect(page.locator("#professional-tagline")).to_have_value(NEW_TAGLINE)
+
+
+def test_the_editor_warns_when_copy_contradicts_the_catalog(browser, live_server):
+    base = live_server.url
+    create_user(live_server.app, email="mia@example.com", role="marketing")
+    page = browser.new_context().new_page()
+    log_in(page, base, "mia@example.com")
+    page.goto(f"{base}/admin/plans")
+    page.locator("#starter-tagline").fill("5,000 credits for only $3.99")
+    page.get_by_role("button", name="Save draft").click()
+    warnings = page.get_by_test_id("copy-warnings")
+    expect(warnings).to_contain_text("“5,000 credits”, but the catalog says 1,000 credits a month")
+    expect(warnings).to_contain_text("“$3.99”")
+    expect(page.get_by_text("Draft saved.")).to_be_visible()  # a warning, not a refusal
+    warnings.scroll_into_view_if_needed()
+    shoot(page, "editor-copy-warnings")
