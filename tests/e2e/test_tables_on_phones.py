@@ -83,11 +83,16 @@ BUTTON_GAPS_JS = """
 () => [...document.querySelectorAll("main button, main .button")].flatMap((button) => {
   const box = button.getBoundingClientRect();
   if (!box.width) return [];
-  let above = button;
-  while (above && !above.previousElementSibling) above = above.parentElement;
-  if (!above || above.tagName === "MAIN") return [];
-  const previous = above.previousElementSibling.getBoundingClientRect();
-  if (previous.bottom > box.top + 1 || !previous.height) return [];  // side by side, not above
+  // The nearest rendered element before the button (hidden inputs take no room), going up
+  // through its ancestors until one has such a sibling.
+  const shown = (e) => e.getBoundingClientRect().height > 0;
+  let previous = null;
+  for (let e = button; e && e.tagName !== "MAIN" && !previous; e = e.parentElement) {
+    for (let s = e.previousElementSibling; s && !previous; s = s.previousElementSibling) {
+      if (shown(s)) previous = s.getBoundingClientRect();
+    }
+  }
+  if (!previous || previous.bottom > box.top + 1) return [];  // first, or side by side
   return [[button.textContent.trim(), Math.round(box.top - previous.bottom)]];
 })
 """
