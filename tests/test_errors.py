@@ -29,7 +29,7 @@ def app(app):
         ("/no-such-page", "get", 404, "Page not found"),
         ("/logout", "get", 405, "That action isn&#39;t available here"),
         ("/forbidden", "get", 403, "You can&#39;t open this page"),
-        ("/signup", "post", 400, "That request didn&#39;t work"),
+        ("/signup", "post", 400, "This page was open too long"),  # no CSRF token
     ],
 )
 def test_error_pages_are_in_the_site_look(client, path, method, status, heading):

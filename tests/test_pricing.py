@@ -23,8 +23,15 @@ def test_root_shows_pricing(client):
 def test_yearly_shows_total_monthly_equivalent_and_saving(client):
     html = client.get("/pricing?cycle=yearly").get_data(as_text=True)
     assert "$129.90" in html
-    assert "$10.82 a month" in html  # 12990 // 12 = 1082
+    # 12990 / 12 = 1082.5, rounded half-up, and said to be approximate.
+    assert "about $10.83 a month" in html
     assert "save $25.98" in html  # 12 x 12.99 - 129.90
+
+
+def test_the_starter_yearly_price_a_month_is_rounded_half_up(client):
+    html = client.get("/pricing?cycle=yearly").get_data(as_text=True)
+    # $49.90 a year: 4.158…, not the $4.15 that rounding down said.
+    assert "about $4.16 a month" in html and "$4.15" not in html
 
 
 @pytest.mark.parametrize("cycle", ["bogus", "", "YEARLY", "monthly%00", "<script>"])

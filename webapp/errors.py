@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Flask, Response, jsonify, make_response, render_template, request
+from urllib.parse import urlsplit
+
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
@@ -59,6 +69,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
         response = api_error(
             status, HTTP_ERROR_CODES.get(status, "error"), _public_description(exc)
         )
+    elif isinstance(exc, CSRFError) and request.method == "POST":
+        response = make_response(csrf_retry_page(), 400)
     else:
         shown = isinstance(exc, CSRFError) or getattr(exc, "show_description", False)
         message = exc.description if shown else None
@@ -67,6 +79,58 @@ def handle_http_exception(exc: HTTPException) -> Response:
         if name in ("Allow", "Retry-After"):
             response.headers[name] = value
     return response
+
+
+# Never written back into a page: the stale token is replaced, and secrets are typed again.
+SECRET_FIELD_HINTS = ("password", "card_number", "cvc")
+
+
+def csrf_retry_page() -> str:
+    """A form sent with a missing or stale CSRF token: the page was open too long (or the session
+    changed in another tab). Nothing was done; what was typed is offered back with a fresh token.
+
+    Only to our own pages: a form posted from another site gets the message without its values,
+    or a forged request would become a one-click "Send again" with a valid token."""
+    same_site = _from_our_site()
+    kept: list[tuple[str, str]] = []
+    secrets: list[str] = []
+    if same_site:
+        for name, value in request.form.items(multi=True):
+            if name == "csrf_token":
+                continue
+            if any(hint in name.lower() for hint in SECRET_FIELD_HINTS):
+                if name not in secrets:
+                    secrets.append(name)
+            else:
+                kept.append((name, value))
+    back = request.referrer if same_site and _is_ours(request.referrer) else None
+    return render_template(
+        "errors/csrf.html",
+        status=400,
+        same_site=same_site,
+        action=request.full_path.rstrip("?"),
+        kept=kept,
+        secrets=[(name, name.replace("_", " ").strip().capitalize()) for name in secrets],
+        back=back,
+    )
+
+
+def _from_our_site() -> bool:
+    origin = request.headers.get("Origin")
+    if origin:
+        return _is_ours(origin)
+    if request.headers.get("Sec-Fetch-Site"):
+        return request.headers["Sec-Fetch-Site"] == "same-origin"
+    return _is_ours(request.referrer)
+
+
+def _is_ours(url: str | None) -> bool:
+    if not url:
+        return False
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    public = urlsplit(current_app.config.get("PUBLIC_BASE_URL") or "")
+    return origin in {request.host_url.rstrip("/"), f"{public.scheme}://{public.netloc}"}
 
 
 def _public_description(exc: HTTPException) -> str:

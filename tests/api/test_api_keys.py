@@ -14,6 +14,7 @@ from tests.conftest import create_user, csrf_token, sql
 from webapp.extensions import db
 from webapp.models.base import utcnow
 from webapp.security import CSRF_PLACEHOLDER
+from webapp.templating import format_date
 
 KEY_RE = re.compile(r'data-testid="new-api-key"|value="(llmgen_[A-Za-z0-9_-]+)"')
 
@@ -115,9 +116,11 @@ def test_forms_need_a_login(client, path):
 @pytest.mark.parametrize("name", ["", "   ", "x" * 61])
 def test_bad_names_are_explained(app, client, logged_in, name):
     response = create_key(client, name)
-    assert response.status_code == 303
+    # The account page again, the form's error summary on top, what was typed kept.
+    assert response.status_code == 400
     assert sql(app, "select count(*) from api_keys")[0][0] == 0
-    assert 'class="flash flash-error"' in client.get("/account").get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert 'data-testid="error-summary"' in html and '<a href="#name">Key name:' in html
 
 
 def test_key_names_are_escaped(client, logged_in):
@@ -146,7 +149,7 @@ def test_create_with_description_read_scope_and_expiry(app, client, logged_in):
 
     account = client.get("/account").get_data(as_text=True)
     assert "Reads credits" in account and "Read-only" in account
-    expected = expires_at.strftime("%b %-d, %Y")
+    expected = format_date(expires_at)
     assert re.search(rf'data-testid="api-key-expires">{re.escape(expected)} ', account)
 
     key = shown_key(response)
@@ -162,9 +165,11 @@ def test_create_with_description_read_scope_and_expiry(app, client, logged_in):
 )
 def test_bad_choices_are_explained_and_nothing_is_made(app, client, logged_in, fields):
     response = create_key(client, "bad", **fields)
-    assert response.status_code == 303
+    assert response.status_code == 400
     assert sql(app, "select count(*) from api_keys")[0][0] == 0
-    assert 'class="flash flash-error"' in client.get("/account").get_data(as_text=True)
+    html = response.get_data(as_text=True)
+    assert 'data-testid="error-summary"' in html and 'name="name"' in html
+    assert 'value="bad"' in html  # the name typed is kept
 
 
 def edit_key(client, public_id, **fields):

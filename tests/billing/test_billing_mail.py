@@ -18,6 +18,7 @@ from webapp.billing.emails import unsubscribe_token
 from webapp.extensions import db
 from webapp.models import MailStatus, OutgoingMail, Subscription, User
 from webapp.stripe_gateway import get_gateway
+from webapp.templating import format_date
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_a_yearly_plan_gets_one_renewal_reminder_per_period(app):
     assert post_event(member.client, stale).status_code == 200
     [mail] = _mails(app, "renewal_reminder")
     assert mail.subject == "Your yearly plan renews soon"
-    assert row.current_period_end.strftime("%B %-d, %Y") in mail.text_body
+    assert format_date(row.current_period_end) in mail.text_body
     assert "$49.90" in mail.text_body and "http://localhost/account" in mail.text_body
 
 
@@ -115,7 +116,7 @@ def test_a_cancelled_yearly_plan_gets_no_renewal_reminder_only_the_cancellation(
     assert post_event(member.client, event).status_code == 200
     assert _mails(app, "renewal_reminder") == []
     [cancelled] = _mails(app, "cancellation_scheduled")
-    assert row.ends_at.strftime("%B %-d, %Y") in cancelled.text_body
+    assert format_date(row.ends_at) in cancelled.text_body
 
 
 def _subscribe_with_3ds(member: Member, plan: str = "starter", cycle: str = "monthly") -> None:
@@ -178,7 +179,7 @@ def test_the_sandboxs_upcoming_invoice_brings_one_yearly_renewal_reminder(app):
     [upcoming] = sandbox_events(app, ("invoice.upcoming",))
     assert post_event(member.client, upcoming).get_json()["message"] == "duplicate"
     [mail] = _mails(app, "renewal_reminder")
-    assert renews.strftime("%B %-d, %Y") in mail.text_body and "$49.90" in mail.text_body
+    assert format_date(renews) in mail.text_body and "$49.90" in mail.text_body
     assert "http://localhost/account" in mail.text_body
 
 

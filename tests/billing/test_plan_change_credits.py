@@ -17,6 +17,7 @@ from webapp.extensions import db
 from webapp.models import CreditEntry
 from webapp.stripe_catalog import sync_catalog
 from webapp.stripe_gateway import get_gateway
+from webapp.templating import format_date
 
 
 @pytest.fixture
@@ -197,5 +198,5 @@ def test_cancel_at_shows_when_the_plan_ends(app, member):
     sub = member.live()
     assert sub.cancel_at and sub.cancel_at_period_end is False
     page = member.client.get("/account").get_data(as_text=True)
-    ends = datetime.fromtimestamp(sub.cancel_at, UTC).strftime("%B %-d, %Y")
+    ends = format_date(datetime.fromtimestamp(sub.cancel_at, UTC))
     assert f"Your plan is set to end on {ends}" in page and "Renews on" not in page

@@ -14,6 +14,7 @@ from tests.conftest import sql
 from tests.e2e.conftest import shoot
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 from webapp.stripe_gateway import get_gateway
+from webapp.templating import format_date
 
 # It reads and changes the app in process: not against a --base-url site.
 pytestmark = pytest.mark.in_process
@@ -71,7 +72,7 @@ def test_a_card_added_in_the_portal_converts_the_trial(live_server, page):
     app, url = live_server.app, live_server.url
     shown = start_card_less_trial(live_server, page, "trial-card@example.com")
     end = trial_end_of(app, "trial-card@example.com").replace(tzinfo=UTC)
-    assert shown == f"{end:%B} {end.day}, {end.year}"
+    assert shown == format_date(end)
 
     # The real Stripe way: the portal's payment-method update.
     page.get_by_role("button", name="Manage billing").click()

@@ -8,7 +8,7 @@ from tests.e2e.conftest import unique_email
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 from webapp.plan_changes import CHANGE_QUESTION
 
-DATE = re.compile(r"\w+ \d{1,2}, \d{4}")  # our pages: "December 29, 2026"
+DATE = re.compile(r"\d{1,2} \w{3} \d{4}")  # our pages: "29 Dec 2026"
 PORTAL_DATE = re.compile(r"\d{1,2} \w+ \d{4}")  # the sandbox portal: "29 Dec 2026"
 
 

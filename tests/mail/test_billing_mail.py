@@ -20,6 +20,7 @@ from webapp.mail import deliver_due
 from webapp.mail.delivery import BACKOFF
 from webapp.models import MailStatus, OutgoingMail, Subscription
 from webapp.stripe_gateway import get_gateway
+from webapp.templating import format_date
 
 LINK = re.compile(r"https?://\S+")
 
@@ -88,7 +89,7 @@ def test_a_failed_renewal_mails_once_through_refusals_and_redeliveries_and_its_l
     text = message.get_body(("plain",)).get_content()
     html = message.get_body(("html",)).get_content()
     assert "payment of $4.99 for your Starter plan" in text
-    assert grace_ends.strftime("%B %-d, %Y") in text and grace_ends.strftime("%B %-d, %Y") in html
+    assert format_date(grace_ends) in text and format_date(grace_ends) in html
     # The link is the invoice's hosted page, where a card pays it.
     [link] = [url for url in LINK.findall(text) if "/pricing" not in url]
     with app.app_context():

@@ -42,7 +42,11 @@ def state_changing_routes(app: Flask) -> list[tuple[str, str, str]]:
 
 # Flask-WTF's refusals ("The CSRF token is missing.", "… is invalid.", "The CSRF tokens do not
 # match.", "The referrer does not match the host." …), shown on the 400 page.
-CSRF_REFUSAL = re.compile(r"The CSRF (session )?tokens? (is|has|do)|The referrer")
+# Flask-WTF's own words (JSON paths), or our "open too long" page (errors/csrf.html), which
+# only a CSRFError renders.
+CSRF_REFUSAL = re.compile(
+    r"The CSRF (session )?tokens? (is|has|do)|The referrer|data-refusal=\"csrf\""
+)
 
 
 def refused_for_csrf(response) -> bool:

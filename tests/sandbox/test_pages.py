@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -21,6 +22,8 @@ def test_checkout_page_shows_the_order_and_the_card_form(app: Flask, gateway: St
     session = new_checkout(gateway, lookup_key="professional_yearly")
     html = app.test_client().get(urlsplit(session.url).path).get_data(as_text=True)
     assert "Sandbox — no real money" in html
+    # Inside a landmark, as every piece of content (axe-core's "region" rule).
+    assert re.search(r'<aside class="banner banner-sandbox" aria-label="[^"]+"><p>Sandbox', html)
     assert "ada@example.com" in html and "Yearly" in html
     for label in ("Card number", "Expiry", "CVC"):
         assert f">{label}</label>" in html

@@ -29,6 +29,7 @@ from webapp.page_cache import (
     stamped_response,
 )
 from webapp.plan_copy import pack_offers, published_copy
+from webapp.templating import format_date
 from webapp.urls import public_url
 
 bp = Blueprint("account", __name__)
@@ -208,7 +209,7 @@ def confirm_switch() -> Response | tuple[str, int]:
     if terms.immediate:
         flash(f"Your plan is now {name}.", "success")
     else:
-        flash(f"Your plan switches to {name} on {terms.starts_at:%B %-d, %Y}.", "success")
+        flash(f"Your plan switches to {name} on {format_date(terms.starts_at)}.", "success")
     return redirect(url_for("account.index"), code=303)
 
 

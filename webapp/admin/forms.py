@@ -165,7 +165,10 @@ class CopyEditorForm(FlaskForm):
     subheadline = TextAreaField(
         "Sub-headline", filters=[_line], validators=[_length("subheadline"), _no_placeholder]
     )
-    faq = FieldList(FormField(FaqEntryForm), max_entries=MAX_FAQ_ENTRIES + BLANK_FAQ_ROWS)
+    # Labelled so the error summary names an entry "FAQ question 2 · Answer".
+    faq = FieldList(
+        FormField(FaqEntryForm), "FAQ question", max_entries=MAX_FAQ_ENTRIES + BLANK_FAQ_ROWS
+    )
     save = SubmitField("Save draft")
     preview = SubmitField("Save and preview")
     publish = SubmitField("Save and publish")

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 from webapp import plan_copy
 from webapp.admin.forms import EmptyForm, RevertForm, editor_form_class, form_data
 from webapp.catalog import get_catalog
+from webapp.copy_checks import disagreements
 from webapp.extensions import login_manager
 from webapp.models.copy import CopyDraft
 from webapp.plan_changes import POLICY_QUESTIONS
@@ -75,6 +76,8 @@ def _draft_changes(draft: CopyDraft | None) -> list[dict[str, str]]:
 
 def _editor_page(form: Any, draft: CopyDraft | None, status: int = 200) -> tuple[str, int]:
     latest = plan_copy.latest_revision()
+    # What visitors would see from this editor's copy that the catalog contradicts: a warning.
+    document = draft.document if draft else plan_copy.published_copy().document
     html = render_template(
         "admin/plans.html",
         form=form,
@@ -88,6 +91,7 @@ def _editor_page(form: Any, draft: CopyDraft | None, status: int = 200) -> tuple
         max_faq=MAX_FAQ_ENTRIES,
         policy_questions=POLICY_QUESTIONS,
         button_form=EmptyForm(),
+        copy_warnings=disagreements(document, get_catalog()),
     )
     return html, status
 

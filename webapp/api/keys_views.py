@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from werkzeug.wrappers import Response
 
+from webapp.account.views import render_account
 from webapp.api import keys
 from webapp.api.forms import CreateApiKeyForm, EditApiKeyForm, KeyActionForm
 from webapp.models import ApiKey
@@ -50,7 +51,9 @@ def api_keys_panel() -> ApiKeysPanel | None:
     rows = [
         KeyRow(key, _edit_form(key, key.public_id)) for key in keys.unrevoked_keys(current_user.id)
     ]
-    return ApiKeysPanel(rows, CreateApiKeyForm(), KeyActionForm())
+    # After a failed create, the submitted form with its errors (see `create`).
+    create_form = g.get("failed_create_form") or CreateApiKeyForm()
+    return ApiKeysPanel(rows, create_form, KeyActionForm())
 
 
 def _back_to_account() -> Response:
@@ -69,8 +72,10 @@ def create() -> Response | tuple[str, int, dict[str, str]]:
     if not form.validate_on_submit():
         if form.csrf_token.errors:
             abort(400)
-        _flash_errors(form)
-        return _back_to_account()
+        # The account page again, the form with what was typed and its error summary focused:
+        # a redirect would lose both.
+        g.failed_create_form = form
+        return render_account(), 400, {"Cache-Control": "no-store"}
     try:
         new = keys.create_key(
             current_user.id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request, session
@@ -45,8 +46,12 @@ class PlanOffer:
 
     @property
     def monthly_equivalent_cents(self) -> int:
-        # Rounded down so we never advertise a per-month figure above what is charged.
-        return self.price_cents // 12 if self.cycle == "yearly" else self.price_cents
+        # A yearly price rarely divides by 12: rounded half-up to the nearest cent and shown as
+        # "about" (4990 → 416, "about $4.16 a month"; rounding down said 4.15, and 12 x 4.15
+        # is not 49.90 either way). What is charged is always the yearly price itself.
+        if self.cycle != "yearly":
+            return self.price_cents
+        return int((Decimal(self.price_cents) / 12).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
     @property
     def yearly_saving_cents(self) -> int:

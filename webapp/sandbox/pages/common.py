@@ -95,7 +95,7 @@ def describe_price(store: Store, price: dict[str, Any]) -> dict[str, Any]:
 def date(timestamp: int | None) -> str:
     if not timestamp:
         return ""
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%d %b %Y")
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%-d %b %Y")
 
 
 def sandbox():
