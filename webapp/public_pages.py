@@ -143,8 +143,14 @@ class PublicAwareSessionInterface(SecureCookieSessionInterface):
         super().save_session(app, session, response)
 
 
-def _forget_cached_pages(_app: Flask, **_extra: Any) -> None:
+def clear_browser_cache() -> None:
+    """Send `Clear-Site-Data: "cache"` with this answer (a log-in does; so does every sign-up
+    answer, so that a taken address and a new one get the same headers)."""
     g.clear_cached_pages = True
+
+
+def _forget_cached_pages(_app: Flask, **_extra: Any) -> None:
+    clear_browser_cache()
 
 
 def _clear_browser_cache_after_log_in(response: Response) -> Response:

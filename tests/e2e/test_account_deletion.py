@@ -46,7 +46,7 @@ def test_delete_the_account_in_the_browser(live_server, page):
     page.get_by_label("Your current password").fill("not my password at all")
     page.get_by_label(re.compile("cannot be undone")).check()
     page.get_by_role("button", name="Delete my account").click()
-    expect(page.get_by_text("That is not your current password.")).to_be_visible()
+    expect(page.locator("#password-error")).to_have_text("That is not your current password.")
     assert sql(app, "select deleted_at from users") == [(None,)]
 
     page.get_by_label("Your current password").fill("a long enough password")

@@ -76,7 +76,7 @@ def test_sign_up_verify_reset_and_change_email_and_password(new_context, live_se
     expect(person.get_by_role("heading", name="Choose a new password")).to_be_visible()
     person.get_by_label("New password", exact=True).fill("password123")
     person.get_by_role("button", name="Save the new password").click()
-    expect(person.get_by_text("too easy to guess")).to_be_visible()
+    expect(person.locator("#new_password-error")).to_contain_text("too easy to guess")
     shoot(person, "reset")
     person.get_by_label("New password", exact=True).fill(RESET_PASSWORD)
     person.get_by_role("button", name="Save the new password").click()
@@ -114,7 +114,9 @@ def test_sign_up_verify_reset_and_change_email_and_password(new_context, live_se
     person.get_by_label("Current password", exact=True).fill("not the password at all")
     person.get_by_label("New password", exact=True).fill(CHANGED_PASSWORD)
     person.get_by_role("button", name="Change password").click()
-    expect(person.get_by_text("That is not your current password.")).to_be_visible()
+    expect(person.locator("#current_password-error")).to_have_text(
+        "That is not your current password."
+    )
     person.get_by_label("Current password", exact=True).fill(RESET_PASSWORD)
     person.get_by_label("New password", exact=True).fill(CHANGED_PASSWORD)
     person.get_by_role("button", name="Change password").click()

@@ -64,12 +64,16 @@ def test_marketing_edits_previews_publishes_and_reverts(new_context, live_server
     expect(editor.locator("#revision-2")).to_contain_text(NEW_TAGLINE)
 
     visitor.goto(f"{base}/pricing")
+    # The browser keeps the public page for max-age (webapp/public_pages.py); a reload asks
+    # again with its ETag, which the publish moved at once.
+    visitor.reload()
     expect(visitor.locator("#plan-professional")).to_contain_text(NEW_TAGLINE)
     expect(visitor.locator("#plan-professional")).to_contain_text(NEW_FEATURE)
 
     editor.get_by_role("button", name="Revert to 1").click()
     expect(editor.get_by_text("Reverted to revision 1: published as revision 3")).to_be_visible()
     visitor.goto(f"{base}/pricing")
+    visitor.reload()
     expect(visitor.locator("#plan-professional")).to_contain_text(OLD_TAGLINE)
     expect(visitor.locator("#plan-professional")).to_contain_text("Priority support")
     expect(visitor.locator("#plan-professional")).not_to_contain_text(NEW_FEATURE)

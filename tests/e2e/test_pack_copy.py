@@ -38,6 +38,7 @@ def test_marketing_renames_a_pack_and_the_pricing_page_shows_it(browser: Browser
     expect(editor.locator("#revision-2")).to_contain_text("Creator Pack (credit pack)")
 
     visitor.goto(f"{base}/pricing")
+    visitor.reload()  # the browser kept the public page (max-age); a reload revalidates it
     pack = visitor.get_by_test_id("pack-pkg_pro")
     expect(pack).to_contain_text("Creator Pack")
     expect(pack).to_contain_text("For makers with a big week ahead.")

@@ -55,7 +55,7 @@ def test_switch_on_the_yearly_card_confirms_the_yearly_plan(live_server, page):
     page.goto(f"{url}/pricing?cycle=monthly")
     page.get_by_role("link", name="Switch to Starter, monthly").click()
     expect(page.get_by_test_id("switch-summary")).to_contain_text(
-        re.compile(r"Switches to Starter on \w+ \d{1,2}, \d{4}; no charge now\.")
+        re.compile(r"Switches to Starter on \d{1,2} \w{3} \d{4}; no charge now\.")
     )
     expect(page.get_by_test_id("switch-amount")).to_have_text("$0.00")
     shoot(page, "switch-downgrade")

@@ -54,7 +54,9 @@ def test_checkout_cannot_be_paid_until_the_terms_are_ticked(live_server, page):
     expect(link).to_have_attribute("href", f"{url}/terms")
 
     pay(page, "4242 4242 4242 4242", agree=False)  # without the tick
-    expect(page.get_by_text("Please agree to the Terms of Service to continue.")).to_be_visible()
+    expect(page.locator("#accept_terms-error")).to_have_text(
+        "Please agree to the Terms of Service to continue."
+    )
     expect(page.get_by_role("heading", level=1)).to_have_text("Pay for your subscription")
     assert sql(live_server.app, "select count(*) from subscriptions") == [(0,)]
     shoot(page, "checkout-refused", top=True)

@@ -17,6 +17,7 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.wrappers import Response
 
+from webapp import public_pages
 from webapp.auth import sessions
 from webapp.auth.account_status import AccountDeactivated
 from webapp.auth.accounts import authenticate, create_account
@@ -135,7 +136,10 @@ def signup() -> Response | str | tuple[str, int]:
         if user is not None:
             start_session(user)
             log.info("user %s signed up", user.id)
-        # New address or taken, the answer is the same redirect (see README, "Sign-up probes").
+        # New address or taken, the answer is the same redirect (see README, "Sign-up probes"),
+        # headers included: a log-in clears the browser's copy of the public pages, so this
+        # answer does too when nobody was logged in.
+        public_pages.clear_browser_cache()
         session["signup"] = {"plan": choice[0], "cycle": choice[1]} if choice else {}
         return redirect(url_for("auth.signup_done"), code=303)
     status = 400 if form.errors else 200
