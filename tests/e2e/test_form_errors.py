@@ -6,10 +6,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from tests.conftest import create_user
 from tests.e2e.test_copy_editor import PASSWORD, log_in
+
+# They make accounts and read the database of the site they test: in this process only.
+pytestmark = pytest.mark.in_process
 
 SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/phones-shots"))
 NEW_TAGLINE = "Kept while another field fails."

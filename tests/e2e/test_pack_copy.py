@@ -8,7 +8,7 @@ from playwright.sync_api import Browser, expect
 from tests.conftest import create_user
 from tests.e2e.test_copy_editor import log_in
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.in_process]
 
 
 def test_marketing_renames_a_pack_and_the_pricing_page_shows_it(browser: Browser, live_server):

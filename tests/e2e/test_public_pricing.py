@@ -6,6 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import unique_email
 from tests.e2e.test_subscribe import sign_up
 
 
@@ -22,7 +23,7 @@ def test_sign_up_and_checkout_from_the_public_page(live_server, page):
         "link", name=re.compile("Choose Professional")
     ).click()
     expect(page.locator(".plan-summary")).to_contain_text("Professional, monthly")
-    sign_up(page, "cdn-buyer@example.com")
+    sign_up(page, unique_email("cdn-buyer"))
     # On to the (sandbox) hosted Checkout for the plan chosen on the public page.
     expect(page.get_by_text("Sandbox — no real money")).to_be_visible()
 

@@ -10,11 +10,15 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import text
 
 from tests.e2e.test_subscribe import open_account_until, pay, sign_up
 from webapp.extensions import db
+
+# They make accounts and read the database of the site they test: in this process only.
+pytestmark = pytest.mark.in_process
 
 SHOTS = Path(os.environ.get("SHOTS_DIR", "/tmp/phones-shots"))
 PHONE = {"width": 390, "height": 844}
