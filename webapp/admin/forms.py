@@ -84,19 +84,20 @@ def _features_valid(_form: Form, field: TextAreaField) -> None:
         )
 
 
+def _required_line(label: str, limit: str) -> StringField:
+    """A required one-line text field of the copy, within LIMITS[limit]."""
+    return StringField(
+        label,
+        filters=[_line],
+        validators=[DataRequired("Required."), _length(limit), _no_placeholder],
+    )
+
+
 class PlanCopyForm(Form):
     """The copy of one plan. A sub-form: the page form carries the CSRF token."""
 
-    name = StringField(
-        "Display name",
-        filters=[_line],
-        validators=[DataRequired("Required."), _length("name"), _no_placeholder],
-    )
-    tagline = StringField(
-        "Tagline",
-        filters=[_line],
-        validators=[DataRequired("Required."), _length("tagline"), _no_placeholder],
-    )
+    name = _required_line("Display name", "name")
+    tagline = _required_line("Tagline", "tagline")
     description = TextAreaField(
         "Description",
         filters=[_markdown],
@@ -105,11 +106,7 @@ class PlanCopyForm(Form):
     features = TextAreaField("Features", validators=[_features_valid, _no_placeholder])
     badge = StringField("Badge", filters=[_line], validators=[_length("badge"), _no_placeholder])
     highlighted = BooleanField("Highlight this plan")
-    cta_label = StringField(
-        "Call-to-action label",
-        filters=[_line],
-        validators=[DataRequired("Required."), _length("cta_label"), _no_placeholder],
-    )
+    cta_label = _required_line("Call-to-action label", "cta_label")
     display_order = IntegerField(
         "Display order",
         validators=[
@@ -122,11 +119,7 @@ class PlanCopyForm(Form):
 class PackCopyForm(Form):
     """The copy of one credit pack: how our pages and the API name and describe it."""
 
-    name = StringField(
-        "Display name",
-        filters=[_line],
-        validators=[DataRequired("Required."), _length("name"), _no_placeholder],
-    )
+    name = _required_line("Display name", "name")
     description = StringField(
         "Short description",
         filters=[_line],
