@@ -811,9 +811,13 @@ def default_workers() -> int:
     """What gunicorn.conf.py will start, so the harness knows how many workers to wait for."""
     if os.environ.get("WEB_CONCURRENCY"):
         return int(os.environ["WEB_CONCURRENCY"])
-    namespace: dict = {}
-    exec((ROOT / "gunicorn.conf.py").read_text(), namespace)  # our own config file
-    return int(namespace["workers"])
+    # Evaluated as gunicorn does: from the project directory, which is then on sys.path (the file
+    # imports webapp), and in a process of its own so its .env loading stays out of ours.
+    read = "import runpy; print(runpy.run_path('gunicorn.conf.py')['workers'])"
+    out = subprocess.run(
+        [sys.executable, "-c", read], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return int(out.stdout)
 
 
 def main(argv: list[str] | None = None) -> int:
