@@ -3,6 +3,7 @@
 import pytest
 
 from tests.conftest import create_user, csrf_token, sql
+from webapp.config import Config
 
 
 def test_signup_creates_account_and_logs_in(app, client, auth):
@@ -14,11 +15,27 @@ def test_signup_creates_account_and_logs_in(app, client, auth):
     assert "ada@example.com" in client.get("/account").get_data(as_text=True)
 
 
+# The suite hashes with a cheap method (TestConfig); this test uses the one every deployment has.
+@pytest.mark.parametrize(
+    "config_overrides", [{"PASSWORD_HASH_METHOD": Config().PASSWORD_HASH_METHOD}]
+)
 def test_password_is_stored_with_a_modern_kdf(app, auth):
     auth.signup()
     [(password_hash,)] = sql(app, "select password_hash from users")
     assert password_hash.startswith("scrypt:")
     assert "correct horse" not in password_hash
+    auth.logout()
+    assert auth.login().status_code == 303
+
+
+def test_the_suite_s_cheaper_hash_is_still_salted_and_checked(app, auth):
+    create_user(app)
+    create_user(app, email="grace@example.com")
+    hashes = [row[0] for row in sql(app, "select password_hash from users")]
+    assert all(h.startswith("pbkdf2:sha256:") and "correct horse" not in h for h in hashes)
+    assert hashes[0] != hashes[1]  # the same password, two salts
+    assert "Incorrect email or password." in auth.login(password="wrong password!").text
+    assert auth.login().status_code == 303
 
 
 def test_signup_without_csrf_token_is_refused(app, client):

@@ -101,6 +101,9 @@ class Config:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         env = os.environ if environ is None else environ
         self.APP_ENV = env.get("APP_ENV", "development")
+        # Werkzeug's memory-hard default (0.17 s a hash here); a setting only so that the test
+        # suite, which hashes thousands of passwords, can choose a cheap one.
+        self.PASSWORD_HASH_METHOD = "scrypt"
         # `CHECKOUT_<OPTION>=true|false` overrides an option of catalog.toml's `[checkout]` for
         # this deployment (webapp/checkout_options.py reads and checks them).
         self.CHECKOUT_OVERRIDES = {k: v for k, v in env.items() if k.startswith("CHECKOUT_")}
@@ -472,6 +475,9 @@ class TestConfig(Config):
         self.SECRET_KEY = "test-only-secret-key-not-for-any-deployment"
         self.JWT_SECRET = "test-only-jwt-secret-not-for-any-deployment"
         self.SANDBOX_WEBHOOK_DELIVERY = "sync"
+        # Fast, and still a salted KDF: scrypt cost a fifth of the suite's time (a log-in is a
+        # hash check). tests/test_auth.py checks that the real setting stores scrypt.
+        self.PASSWORD_HASH_METHOD = "pbkdf2:sha256:1000"
         self.PRICING_CACHE_SECONDS = 0  # a publish shows at once, even across app instances
         self.RATELIMIT_ENABLED = False
         self.SERVER_NAME = None

@@ -7,6 +7,7 @@ import logging
 import secrets
 from functools import cache
 
+from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -54,9 +55,9 @@ def note_signup_attempt(email: str) -> None:
 
 
 @cache
-def _dummy_hash() -> str:
+def _dummy_hash(method: str) -> str:
     """Checked against when the email is unknown, so both failures take the same time."""
-    return generate_password_hash(secrets.token_hex(16))
+    return generate_password_hash(secrets.token_hex(16), method=method)
 
 
 def authenticate(email: str, password: str) -> User | None:
@@ -64,7 +65,7 @@ def authenticate(email: str, password: str) -> User | None:
     but the account is deactivated (checked after the password, so it reveals nothing more)."""
     user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None:
-        check_password_hash(_dummy_hash(), password)
+        check_password_hash(_dummy_hash(current_app.config["PASSWORD_HASH_METHOD"]), password)
         return None
     if not user.check_password(password):
         return None
