@@ -26,8 +26,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CELERY = ROOT / ".venv" / "bin" / "celery"
 LATENCY_MS = 200
 EMAIL_PREFIX, PASSWORD = "bench-webhooks-", "bench-webhooks-password-not-secret"
-INGEST_SECONDS = 1  # every event delivered must then be processed: keep the backlog drainable
+INGEST_SECONDS = 3  # every event delivered must then be processed: keep the backlog drainable
 WORKER_THREADS = 8  # each worker's concurrency: the jobs mostly wait on Stripe
+# The drain rates need this many events (two warm-ups and two samples of a few seconds at the
+# rates a sandbox 200 ms late allows); ingestion tops the backlog up to it if wrk fell short.
+MIN_BACKLOG = 400
+BUSY_BACKLOG = 2 * 2 * WORKER_THREADS  # both workers' threads busy, and as many waiting
 DRAIN_SAMPLE_SECONDS = 10
 DRAIN_TIMEOUT_SECONDS = 600
 DONE = ("processed", "ignored")
@@ -48,26 +52,29 @@ class Workers:
     def __init__(self, env: dict[str, str], log_dir: Path) -> None:
         self.env, self.log_dir = env, log_dir
         self.processes: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
 
     def start(self, count: int) -> None:
         for _ in range(count):
-            n = len(self.processes)
-            log = (self.log_dir / f"celery{n}.log").open("ab")
+            # A log of each process's own: a worker is ready when its log says so, and a log
+            # an earlier process wrote must not answer for a new one.
+            n = len(self.logs)
+            log = self.log_dir / f"celery{n}.log"
             command = [str(CELERY), "-A", "webapp.jobs.worker", "worker", "--pool=threads"]
             command += [f"--concurrency={WORKER_THREADS}", f"--hostname=bench{n}-{os.getpid()}@%h"]
             command += ["--without-gossip", "--without-mingle", "--loglevel=INFO"]
-            self.processes.append(
-                subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=log)
-            )
+            with log.open("wb") as out:
+                process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=out, stderr=out)
+            self.processes.append(process)
+            self.logs.append(log)
 
     def wait_ready(self, timeout: float = 120) -> None:
-        """Until every worker says it is ready (importing the app is not processing speed)."""
+        """Until every running worker says it is ready (importing the app is not speed)."""
         deadline = time.monotonic() + timeout
-        for n in range(len(self.processes)):
-            log = self.log_dir / f"celery{n}.log"
+        for log in self.logs[-len(self.processes) :]:
             while " ready." not in log.read_text(errors="replace"):
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"celery worker {n} not ready after {timeout:.0f} s")
+                    raise RuntimeError(f"{log.name}: worker not ready after {timeout:.0f} s")
                 time.sleep(0.2)
 
     def stop(self) -> None:
@@ -198,8 +205,8 @@ def event_writer(
 @dataclass
 class Drain:
     backlog: int
-    one_worker: float  # events per second
-    two_workers: float
+    one_worker: float | None  # events per second; None when the backlog ran out too soon
+    two_workers: float | None
     seconds_to_empty: float
 
 
@@ -210,21 +217,41 @@ def _waiting(query: Callable[[str], list[tuple]], prefix: str) -> int:
     )[0][0]
 
 
-def _rate(query: Callable[[str], list[tuple]], prefix: str, seconds: float) -> float:
-    before, started = _waiting(query, prefix), time.monotonic()
-    time.sleep(seconds)
-    return (before - _waiting(query, prefix)) / (time.monotonic() - started)
+def _warm_up(query: Callable[[str], list[tuple]], prefix: str, events: int) -> None:
+    """Until `events` more are processed: a worker's first jobs open its connections."""
+    target, deadline = _waiting(query, prefix) - events, time.monotonic() + 120
+    while _waiting(query, prefix) > max(target, 0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _rate(query: Callable[[str], list[tuple]], prefix: str, seconds: float) -> float | None:
+    """Events processed per second over `seconds`, counted only while every worker thread still
+    had an event to take (a near-empty queue measures the queue, not the workers); None when
+    that lasted under two seconds."""
+    start, waiting = time.monotonic(), _waiting(query, prefix)
+    last_time, last_waiting = start, waiting
+    while time.monotonic() - start < seconds:
+        time.sleep(0.5)
+        now, left = time.monotonic(), _waiting(query, prefix)
+        if left < BUSY_BACKLOG:
+            break
+        last_time, last_waiting = now, left
+    if last_time - start < 2:
+        return None
+    return (waiting - last_waiting) / (last_time - start)
 
 
 def drain(workers: Workers, query: Callable[[str], list[tuple]], prefix: str) -> Drain:
-    """One worker, then two, on the same backlog; then two until it is empty."""
+    """One worker, then two, on the same backlog, each after a warm-up; then until it is empty."""
     backlog = _waiting(query, prefix)
     started = time.monotonic()
     workers.start(1)
     workers.wait_ready()
+    _warm_up(query, prefix, WORKER_THREADS)
     one = _rate(query, prefix, DRAIN_SAMPLE_SECONDS)
     workers.start(1)
     workers.wait_ready()
+    _warm_up(query, prefix, 2 * WORKER_THREADS)
     two = _rate(query, prefix, DRAIN_SAMPLE_SECONDS)
     deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
     while _waiting(query, prefix) and time.monotonic() < deadline:
