@@ -764,7 +764,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--seconds", type=float, help="measured seconds a row (default 10; smoke 2)"
     )
     parser.add_argument("--warmup", type=float, help="unmeasured seconds before each row")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3; smoke 1)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 5; smoke 1)")
     parser.add_argument("--connections", type=int, help="wrk connections (default 2 x workers)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument(
@@ -775,7 +775,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.seconds = args.seconds or (2 if args.smoke else 5)
-    args.rounds = args.rounds or (1 if args.smoke else 3)
+    # Five: on a shared 2-core machine a row's rounds differ by up to 40% (other tenants'
+    # bursts), and three rounds often left a row without one undisturbed round.
+    args.rounds = args.rounds or (1 if args.smoke else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.smoke else 3)
     if args.output is None and not args.smoke:
         # The tracked results change only when someone means to record a run.
