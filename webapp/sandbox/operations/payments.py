@@ -50,7 +50,7 @@ def pay_invoice(
     invoice["attempt_count"] += 1
     pi_id = invoice.get("_payment_intent")
     if pi_id is None:  # nothing to pay (a credit covered it): paid at once, no PaymentIntent
-        _mark_paid(store, invoice, 0)
+        _mark_paid(store, invoice, 0, now)
         return True
     pi = store.get("payment_intent", pi_id)
     if pm is None:
@@ -102,7 +102,7 @@ def pay_invoice(
             payment["status_transitions"]["paid_at"] = now
             store.save(payment)
             store.emit("invoice_payment.paid", payment)
-    _mark_paid(store, invoice, pi["amount"])
+    _mark_paid(store, invoice, pi["amount"], now)
     if pm.get("_disputes"):
         open_dispute(store, charge)
     return True
@@ -213,7 +213,11 @@ AUTHENTICATION_FAILED = (
 )
 
 
-def _mark_paid(store: Store, invoice: dict[str, Any], amount: int) -> None:
+def _mark_paid(
+    store: Store, invoice: dict[str, Any], amount: int, paid_at: int | None = None
+) -> None:
+    """Settle the invoice; `paid_at` is the moment of the payment that settled it, so the
+    invoice and its invoice payment show the same second (Stripe's paid_at of both)."""
     invoice.update(
         status="paid",
         amount_paid=invoice["amount_paid"] + amount,
@@ -221,7 +225,7 @@ def _mark_paid(store: Store, invoice: dict[str, Any], amount: int) -> None:
         next_payment_attempt=None,
     )
     invoice.pop("status_details", None)
-    invoice["status_transitions"]["paid_at"] = store.now()
+    invoice["status_transitions"]["paid_at"] = store.now() if paid_at is None else paid_at
     store.save(invoice)
     store.emit("invoice.paid", invoice)
     store.emit("invoice.payment_succeeded", invoice)
