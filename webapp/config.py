@@ -232,6 +232,8 @@ class Config:
         self.WEBHOOK_MAX_RETRIES = int(env.get("WEBHOOK_MAX_RETRIES", "8"))
         self.WEBHOOK_RETRY_BASE_SECONDS = float(env.get("WEBHOOK_RETRY_BASE_SECONDS", "15"))
         self.WEBHOOK_SWEEP_AFTER_SECONDS = float(env.get("WEBHOOK_SWEEP_AFTER_SECONDS", "300"))
+        # How often each queue worker's relay queues the events the endpoint recorded.
+        self.WEBHOOK_DISPATCH_SECONDS = float(env.get("WEBHOOK_DISPATCH_SECONDS", "0.5"))
         self.RATELIMIT_KEY_PREFIX = env.get("RATELIMIT_KEY_PREFIX", "")
         self.RATELIMIT_ENABLED = _bool(env.get("RATELIMIT_ENABLED"), default=True)
         self.RATELIMIT_HEADERS_ENABLED = True

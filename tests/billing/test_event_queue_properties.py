@@ -6,12 +6,13 @@ effects applied at most once, always, and exactly once, eventually.
 Two members pay through the sandbox (one renews a month later, one upgrades), with webhooks held
 back. Then hypothesis plays Stripe and the workers against a site in queued mode (a real Celery
 publish to an in-memory broker, read back as a worker reads it): deliveries of any event, again
-and in any order; workers that take any queued message, process it, crash half-way through the
-effects (retried), or die after committing (the message comes back); messages the broker loses;
-sweeps. After every step no grant is written twice and no member holds more than Stripe's state
-warrants. At the end Stripe delivers whatever it still has, the sweeper and the workers drain the
-queue, and the site's state is what delivering every event once, in order, in-process gives: the
-same subscriptions and sessions, and each invoice's months holding the same credits.
+and in any order; the relay queueing what was recorded, or dying right after its claim; workers
+that take any queued message, process it, crash half-way through the effects (retried), or die
+after committing (the message comes back); messages the broker loses; sweeps. After every step
+no grant is written twice and no member holds more than Stripe's state warrants. At the end
+Stripe delivers whatever it still has, the sweeper and the workers drain the queue, and the
+site's state is what delivering every event once, in order, in-process gives: the same
+subscriptions and sessions, and each invoice's months holding the same credits.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tests.test_webhooks import state
 from webapp import billing
 from webapp.extensions import db
 from webapp.stripe_gateway import get_gateway
-from webapp.webhooks.jobs import plan_retry, sweep_webhooks
+from webapp.webhooks.jobs import dispatch_received, plan_retry, sweep_webhooks
 
 RESET = (
     "delete from outgoing_mail",
@@ -188,7 +189,19 @@ class QueuedWebhooks(RuleBasedStateMachine):
         # Queued mode: answered without processing (or "duplicate"/"ignored" at once).
         assert response.get_json()["message"] in ("received", "duplicate", "ignored")
         self.answered.add(event["id"])
+
+    @rule()
+    def relay_runs(self) -> None:
+        with self.site.app_context():
+            dispatch_received()
         self.worker.fetch()
+
+    @rule()
+    def relay_dies_after_its_claim(self) -> None:
+        """The relay commits its claim and dies before publishing: only the sweeper finds
+        those events now."""
+        with self.site.app_context():
+            billing.claim_undispatched_events()
 
     @rule(index=st.integers(min_value=0))
     def worker_processes(self, index: int) -> None:
@@ -253,6 +266,8 @@ class QueuedWebhooks(RuleBasedStateMachine):
         for event in self.events:
             if event["id"] not in self.answered:
                 assert post_event(self.client, event).status_code == 200
+        with self.site.app_context():
+            dispatch_received()
         self.worker.fetch()
         for _round in range(3):
             while self.worker.inbox:

@@ -292,6 +292,38 @@ def process_stored_event(event_id: str) -> EventOutcome:
     return process_event(dict(payload))
 
 
+def claim_undispatched_events(limit: int = 500) -> list[str]:
+    """The ledger as the webhooks' outbox: up to `limit` events recorded `received` and never
+    handed to the queue, oldest first, marked queued now (committed) for the caller to enqueue.
+
+    The claim is one UPDATE whose subquery skips rows another relay has locked (PostgreSQL), so
+    two relays never take the same event; one that dies after its commit leaves its events
+    `received` with `queued_at` set, which the sweeper queues again once they are old enough.
+    """
+    now = utcnow()
+    oldest = (
+        select(WebhookEvent.id)
+        .where(WebhookEvent.status == "received", WebhookEvent.queued_at.is_(None))
+        .order_by(WebhookEvent.received_at)
+        .limit(limit)
+    )
+    if db.session.get_bind().dialect.name == "postgresql":
+        oldest = oldest.with_for_update(skip_locked=True)
+    event_ids = list(
+        db.session.scalars(
+            update(WebhookEvent)
+            # Checked again on each row as the UPDATE finds it: another relay's committed
+            # claim has set `queued_at`.
+            .where(WebhookEvent.id.in_(oldest))
+            .where(WebhookEvent.status == "received", WebhookEvent.queued_at.is_(None))
+            .values(queued_at=now)
+            .returning(WebhookEvent.id)
+        )
+    )
+    db.session.commit()
+    return event_ids
+
+
 def claim_stale_events(older_than: timedelta, limit: int = 1000) -> list[str]:
     """The events a worker should have applied by now, marked as re-queued now: `received`
     for longer than `older_than` since they arrived or were last re-queued (a broker that was

@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.result import AsyncResult
+from celery.signals import worker_ready, worker_shutdown
 from flask import Flask, current_app, has_app_context
 
 # The modules that define jobs; each is imported before any app binds the registry.
@@ -32,6 +33,10 @@ class JobSpec:
 
 
 _REGISTRY: dict[str, JobSpec] = {}
+# Started in every queue worker once it is ready, stopped when it shuts down: each takes the
+# worker's Flask app and returns its stop function (e.g. the webhooks' relay).
+WorkerService = Callable[[Flask], Callable[[], None]]
+_SERVICES: list[WorkerService] = []
 
 
 def job(name: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -50,6 +55,19 @@ def registered_jobs() -> dict[str, JobSpec]:
     return dict(_REGISTRY)
 
 
+def worker_service(start: WorkerService) -> WorkerService:
+    """Register `start` to run in every queue worker of every app, beside the jobs."""
+    if start not in _SERVICES:
+        _SERVICES.append(start)
+    return start
+
+
+def runs_in_process() -> bool:
+    """True without a broker: a queued job runs at once, in the caller's thread."""
+    celery: Celery = current_app.extensions["celery"]
+    return bool(celery.conf.task_always_eager)
+
+
 def init_app(app: Flask) -> Celery:
     from webapp.jobs.cli import jobs_cli
     from webapp.jobs.schedules import beat_schedule
@@ -63,8 +81,29 @@ def init_app(app: Flask) -> Celery:
     # The schedules (webapp/jobs/schedules.py): run by a worker started with --beat.
     celery.conf.beat_schedule = beat_schedule()
     app.extensions["celery"] = celery
+    _run_services_in_workers(app, celery)
     app.cli.add_command(jobs_cli)  # flask jobs status|run|run-due|worker
     return celery
+
+
+def _run_services_in_workers(app: Flask, celery: Celery) -> None:
+    """Start the registered services when a worker of this app is ready; stop them at its
+    shutdown. Celery's signals are process-wide, so each app checks the worker is its own."""
+    stops: list[Callable[[], None]] = []
+
+    def start(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is celery and not stops:
+            stops.extend(service(app) for service in _SERVICES)
+
+    def stop(sender: Any = None, **_: Any) -> None:
+        if getattr(sender, "app", None) is celery:
+            while stops:
+                stops.pop()()
+
+    # Weak receivers (the signals' default) die with the app: the app keeps them alive here.
+    app.extensions["job_worker_hooks"] = (start, stop)
+    worker_ready.connect(start)
+    worker_shutdown.connect(stop)
 
 
 def celery_settings(config: Any) -> dict[str, Any]:

@@ -1,14 +1,23 @@
-"""The webhook jobs: `webhooks.process` applies one event from the ledger, `webhooks.sweep`
-queues again the events left waiting as `received` (README "Deploying")."""
+"""The webhook jobs: `webhooks.process` applies one event from the ledger, `webhooks.dispatch`
+(the relay, run by every queue worker) queues the events the endpoint recorded, `webhooks.sweep`
+queues again the events left waiting as `received` (README "Deploying").
+
+The ledger is the outbox: the endpoint only records an event, in one commit, and a relay thread
+in each worker hands what is new to the queue. So a delivery costs the web tier no broker round
+trip, and no event can be committed yet never queued (a relay that dies after its claim leaves
+the events to the sweeper).
+"""
 
 from __future__ import annotations
 
 import logging
 import random
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery import Task
-from flask import current_app
+from flask import Flask, current_app
 
 from webapp import billing, jobs
 from webapp.billing import EventOutcome
@@ -72,3 +81,45 @@ def sweep_webhooks(older_than_seconds: float | None = None) -> list[str]:
     if event_ids:
         log.warning("webhook sweep: queued %d waiting event(s) again", len(event_ids))
     return event_ids
+
+
+@jobs.job("webhooks.dispatch")
+def dispatch_received(batch: int = 500) -> int:
+    """Queue `webhooks.process` for every event recorded `received` and not yet queued; the
+    number queued. A broker that fails mid-way leaves the rest claimed: the sweeper's."""
+    queued = 0
+    while True:
+        event_ids = billing.claim_undispatched_events(batch)
+        for event_id in event_ids:
+            jobs.enqueue("webhooks.process", event_id)
+        queued += len(event_ids)
+        if len(event_ids) < batch:
+            return queued
+
+
+@jobs.worker_service
+def start_relay(app: Flask) -> Callable[[], None]:
+    """The relay of this worker: `webhooks.dispatch` every WEBHOOK_DISPATCH_SECONDS, in a thread
+    of its own (a queued tick would wait behind the very backlog it should add to)."""
+    stopped = threading.Event()
+    interval = app.config["WEBHOOK_DISPATCH_SECONDS"]
+
+    def relay() -> None:
+        while not stopped.wait(interval):
+            try:
+                with app.app_context():
+                    queued = dispatch_received()
+            except Exception:  # a database or broker outage: log it, try again next round
+                log.exception("webhook relay: round failed; next in %.1f s", interval)
+                continue
+            if queued:
+                log.info("webhook relay: queued %d event(s)", queued)
+
+    thread = threading.Thread(target=relay, name="webhook-relay", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        stopped.set()
+        thread.join(timeout=10)
+
+    return stop
