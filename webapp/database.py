@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import Table, TextClause, bindparam, event, text
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 from webapp.extensions import Base, db
@@ -57,21 +57,27 @@ def lock_row(model: type[Base], primary_key: Any) -> None:
 
 
 def insert_or_ignore(
-    model: type[Base], values: dict[str, Any], conflict_columns: list[str]
+    model: type[Base],
+    values: dict[str, Any],
+    conflict_columns: list[str],
+    connection: Connection | None = None,
 ) -> bool:
     """INSERT a row unless one with the same `conflict_columns` exists; True if inserted.
 
-    The database settles races (ON CONFLICT DO NOTHING), so there is no savepoint to manage:
-    pysqlite's savepoints do not nest inside its implicit transactions.
+    In the request's session, or on `connection` (a Core transaction of the caller's own, for a
+    hot path that needs no ORM). The database settles races (ON CONFLICT DO NOTHING), so there
+    is no savepoint to manage: pysqlite's savepoints do not nest inside its implicit
+    transactions.
     """
     table = _table(model)
     row = {**_python_defaults(table, values), **values}
-    dialect = db.session.get_bind().dialect
+    dialect = connection.dialect if connection is not None else db.session.get_bind().dialect
     statement = _insert_or_ignore_statement(
         dialect, table, tuple(sorted(row)), tuple(conflict_columns)
     )
     # RETURNING says reliably whether a row went in (psycopg reports no rowcount here).
-    return db.session.execute(statement, row).first() is not None
+    executor = connection if connection is not None else db.session
+    return executor.execute(statement, row).first() is not None
 
 
 @functools.lru_cache(maxsize=256)
