@@ -122,10 +122,16 @@ class Config:
         self.SQLALCHEMY_DATABASE_URI = _normalise_database_url(
             env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'app.db'}"
         )
-        # Pre-ping tests each pooled connection before use: one more round trip per request, in
-        # exchange for surviving a database restart without a failed request.
+        # A pooled connection idle for longer than DATABASE_PING_AFTER_IDLE_SECONDS is tested
+        # before use (one round trip), so a database restart fails no request; one used within
+        # that window is not (webapp/database.py: ping_after_idle). DATABASE_POOL_PRE_PING=false
+        # turns the test off; 0 tests every checkout, as SQLAlchemy's pool_pre_ping does.
+        self.DATABASE_PING_AFTER_IDLE_SECONDS: float | None = (
+            float(env.get("DATABASE_PING_AFTER_IDLE_SECONDS", "0.5"))
+            if _bool(env.get("DATABASE_POOL_PRE_PING"), default=True)
+            else None
+        )
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
-            "pool_pre_ping": _bool(env.get("DATABASE_POOL_PRE_PING"), default=True),
             "pool_recycle": int(env.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
         }
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import time
 from typing import Any
 
 from flask import Flask
 from sqlalchemy import Table, TextClause, bindparam, event, text
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 from webapp.extensions import Base, db
@@ -32,9 +34,47 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
         engine: Engine = db.engine
-        if engine.dialect.name == "sqlite" and not getattr(engine, "_webapp_configured", False):
+        if getattr(engine, "_webapp_configured", False):
+            return
+        if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _configure_sqlite)
-            engine._webapp_configured = True  # type: ignore[attr-defined]
+        idle = app.config.get("DATABASE_PING_AFTER_IDLE_SECONDS")
+        if idle is not None:
+            ping_after_idle(engine, idle)
+        engine._webapp_configured = True  # type: ignore[attr-defined]
+
+
+def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+    """Test a pooled connection (a SELECT 1 round trip) before use only if it sat idle in the
+    pool longer than `idle_seconds`; a dead one is replaced before the request sees it.
+
+    SQLAlchemy's `pool_pre_ping` tests every checkout: one more round trip for each request
+    that touches the database, a tenth of a webhook delivery's CPU. A connection used within
+    the last moment is as alive as a ping would find it (a ping never covers the gap between
+    itself and the query anyway); HikariCP skips its test the same way for connections used in
+    the last 500 ms (`aliveBypassWindowMs`). The test is the pool's own: a listener on
+    "checkout" that raises DisconnectionError makes the pool discard the connection and check
+    out another, up to three times (SQLAlchemy, "Disconnect Handling - Pessimistic").
+    """
+
+    def fresh(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = None  # just connected: nothing to test
+
+    def stamp(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def test_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since <= idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(f"pooled connection found dead: {exc}") from exc
+
+    event.listen(engine, "connect", fresh)
+    event.listen(engine, "checkin", stamp)
+    event.listen(engine, "checkout", test_if_idle)
 
 
 def lock_row(model: type[Base], primary_key: Any) -> None:
