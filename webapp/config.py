@@ -123,9 +123,10 @@ class Config:
             env.get("DATABASE_URL") or f"sqlite:///{INSTANCE_DIR / 'app.db'}"
         )
         # A pooled connection idle for longer than DATABASE_PING_AFTER_IDLE_SECONDS is tested
-        # before use (one round trip), so a database restart fails no request; one used within
-        # that window is not (webapp/database.py: ping_after_idle). DATABASE_POOL_PRE_PING=false
-        # turns the test off; 0 tests every checkout, as SQLAlchemy's pool_pre_ping does.
+        # before use (one round trip); one used within that window is not, so a database
+        # restart fails at most the requests that reuse such a connection (webapp/database.py).
+        # DATABASE_POOL_PRE_PING=false turns the test off; 0 tests every checkout, as
+        # SQLAlchemy's pool_pre_ping does.
         self.DATABASE_PING_AFTER_IDLE_SECONDS: float | None = (
             float(env.get("DATABASE_PING_AFTER_IDLE_SECONDS", "0.5"))
             if _bool(env.get("DATABASE_POOL_PRE_PING"), default=True)
@@ -133,6 +134,9 @@ class Config:
         )
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
             "pool_recycle": int(env.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
+            # Last in, first out: the connection just returned goes out next, so under load the
+            # same few stay warm (and inside the no-test window) while the rest age out.
+            "pool_use_lifo": True,
         }
 
         # Sessions and cookies.
@@ -344,6 +348,8 @@ class Config:
                 + ", ".join(APP_ENVIRONMENTS)
             )
         self._validate_timeouts()
+        if not self.WEBHOOK_DISPATCH_SECONDS > 0:
+            raise ConfigError("Refusing to start: WEBHOOK_DISPATCH_SECONDS must be above 0")
         self._validate_public_base_url()
         self._validate_limits()
         if self.MAIL_URL and urlsplit(self.MAIL_URL).scheme not in ("smtp", "smtps"):

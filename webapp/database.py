@@ -9,7 +9,7 @@ from typing import Any
 from flask import Flask
 from sqlalchemy import Table, TextClause, bindparam, event, text
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
 from webapp.extensions import Base, db
@@ -46,15 +46,18 @@ def init_app(app: Flask) -> None:
 
 def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
     """Test a pooled connection (a SELECT 1 round trip) before use only if it sat idle in the
-    pool longer than `idle_seconds`; a dead one is replaced before the request sees it.
+    pool longer than `idle_seconds`; a dead one is replaced before the request sees it, and
+    every connection older than it too (a restart ended them all), as pool_pre_ping does.
 
     SQLAlchemy's `pool_pre_ping` tests every checkout: one more round trip for each request
     that touches the database, a tenth of a webhook delivery's CPU. A connection used within
     the last moment is as alive as a ping would find it (a ping never covers the gap between
     itself and the query anyway); HikariCP skips its test the same way for connections used in
-    the last 500 ms (`aliveBypassWindowMs`). The test is the pool's own: a listener on
-    "checkout" that raises DisconnectionError makes the pool discard the connection and check
-    out another, up to three times (SQLAlchemy, "Disconnect Handling - Pessimistic").
+    the last 500 ms (`aliveBypassWindowMs`). The cost: after a database restart, a request
+    that reuses a connection returned within the window fails once. The test is the pool's
+    own: a listener on "checkout" that raises InvalidatePoolError (a DisconnectionError) makes
+    the pool discard the connection, invalidate the older ones and check out another, up to
+    three times (SQLAlchemy, "Disconnect Handling - Pessimistic").
     """
 
     def fresh(_dbapi_connection: Any, record: Any) -> None:
@@ -70,7 +73,7 @@ def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as exc:
-            raise DisconnectionError(f"pooled connection found dead: {exc}") from exc
+            raise InvalidatePoolError(f"pooled connection found dead: {exc}") from exc
 
     event.listen(engine, "connect", fresh)
     event.listen(engine, "checkin", stamp)

@@ -42,6 +42,7 @@ from webapp.billing.events import (
     process_event,
     process_stored_event,
     record_received,
+    release_claims,
     replay_event,
     schedule_retry,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "process_stored_event",
     "recent_duplicates",
     "record_received",
+    "release_claims",
     "replay_event",
     "schedule_retry",
     "start_checkout",

@@ -282,9 +282,14 @@ def record_received(event: dict[str, Any]) -> Receipt:
     with autocommit.connect() as connection:
         if insert_or_ignore(WebhookEvent, row, ["id"], connection):
             return Receipt(row["status"], new=True)
+        # Stripe delivers an event still waiting or failed again (a retry of its own, or a
+        # Resend from the Dashboard): hand it to the relay again, as a fresh attempt now.
         status = connection.scalar(
-            select(WebhookEvent.status).where(WebhookEvent.id == event["id"])
-        )
+            update(WebhookEvent)
+            .where(WebhookEvent.id == event["id"], WebhookEvent.status.in_(WAITING_STATUSES))
+            .values(queued_at=None)
+            .returning(WebhookEvent.status)
+        ) or connection.scalar(select(WebhookEvent.status).where(WebhookEvent.id == event["id"]))
     return Receipt(status or "received", new=False)
 
 
@@ -299,20 +304,18 @@ def process_stored_event(event_id: str) -> EventOutcome:
 
 
 def claim_undispatched_events(limit: int = 500) -> list[str]:
-    """The ledger as the webhooks' outbox: up to `limit` events recorded `received` and never
-    handed to the queue, oldest first, marked queued now (committed) for the caller to enqueue.
+    """The ledger as the webhooks' outbox: the oldest `limit` events waiting and not handed to
+    the queue (`queued_at` NULL: recorded, delivered again, or released), marked queued now
+    (committed) for the caller to enqueue, in no particular order.
 
     The claim is one UPDATE whose subquery skips rows another relay has locked (PostgreSQL), so
     two relays never take the same event; one that dies after its commit leaves its events
-    `received` with `queued_at` set, which the sweeper queues again once they are old enough.
+    waiting with `queued_at` set, which the sweeper queues again once they are old enough.
     """
     now = utcnow()
-    oldest = (
-        select(WebhookEvent.id)
-        .where(WebhookEvent.status == "received", WebhookEvent.queued_at.is_(None))
-        .order_by(WebhookEvent.received_at)
-        .limit(limit)
-    )
+    undispatched = (WebhookEvent.status.in_(WAITING_STATUSES), WebhookEvent.queued_at.is_(None))
+    oldest = select(WebhookEvent.id).where(*undispatched).order_by(WebhookEvent.received_at)
+    oldest = oldest.limit(limit)
     if db.session.get_bind().dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
     event_ids = list(
@@ -321,13 +324,25 @@ def claim_undispatched_events(limit: int = 500) -> list[str]:
             # Checked again on each row as the UPDATE finds it: another relay's committed
             # claim has set `queued_at`.
             .where(WebhookEvent.id.in_(oldest))
-            .where(WebhookEvent.status == "received", WebhookEvent.queued_at.is_(None))
+            .where(*undispatched)
             .values(queued_at=now)
             .returning(WebhookEvent.id)
         )
     )
     db.session.commit()
     return event_ids
+
+
+def release_claims(event_ids: list[str]) -> None:
+    """Hand claimed events back to the relays (the broker refused them): `queued_at` NULL."""
+    if not event_ids:
+        return
+    db.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id.in_(event_ids), WebhookEvent.status.in_(WAITING_STATUSES))
+        .values(queued_at=None)
+    )
+    db.session.commit()
 
 
 def claim_stale_events(older_than: timedelta, limit: int = 1000) -> list[str]:

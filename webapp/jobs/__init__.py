@@ -19,7 +19,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.result import AsyncResult
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from flask import Flask, current_app, has_app_context
 
 # The modules that define jobs; each is imported before any app binds the registry.
@@ -100,10 +100,19 @@ def _run_services_in_workers(app: Flask, celery: Celery) -> None:
             while stops:
                 stops.pop()()
 
+    def forget_inherited_connections(**_: Any) -> None:
+        """In a prefork pool's new child: the pooled connections are the parent's (where the
+        relay uses them), never to be shared; the child opens its own."""
+        from webapp.extensions import db
+
+        with app.app_context():
+            db.engine.dispose(close=False)
+
     # Weak receivers (the signals' default) die with the app: the app keeps them alive here.
-    app.extensions["job_worker_hooks"] = (start, stop)
+    app.extensions["job_worker_hooks"] = (start, stop, forget_inherited_connections)
     worker_ready.connect(start)
     worker_shutdown.connect(stop)
+    worker_process_init.connect(forget_inherited_connections)
 
 
 def celery_settings(config: Any) -> dict[str, Any]:
@@ -120,9 +129,9 @@ def celery_settings(config: Any) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "broker_connection_retry_on_startup": True,
-        # Queueing happens inside web requests (a webhook answers Stripe in milliseconds): a
-        # broker that is down or unreachable must fail the publish fast, not hold the request
-        # for Celery's default of several retries; the caller keeps the work (the ledger).
+        # A broker that is down or unreachable must fail a publish fast, not hold its caller
+        # (a request, a relay round) for Celery's default of several retries; the work is kept
+        # where it came from (the ledger, the outbox) and queued again later.
         "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_max": 0},
         "broker_transport_options": {"socket_connect_timeout": 2},
         "task_default_queue": config.get("JOBS_QUEUE") or "llmgen",

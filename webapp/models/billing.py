@@ -220,7 +220,8 @@ class WebhookEvent(Model):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    # When the sweeper last queued it again (a `received` row older than this is re-queued).
+    # When a relay or the sweeper last handed it to the queue; NULL: not handed yet (recorded,
+    # delivered again or released), which a relay's next round takes.
     queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # A `failed` event's next retry by a worker; NULL once retries are spent (`flask webhooks
     # replay`). Past it by the sweep age, the retry was lost and the sweeper queues the event.

@@ -4,8 +4,8 @@ queues again the events left waiting as `received` (README "Deploying").
 
 The ledger is the outbox: the endpoint only records an event, in one commit, and a relay thread
 in each worker hands what is new to the queue. So a delivery costs the web tier no broker round
-trip, and no event can be committed yet never queued (a relay that dies after its claim leaves
-the events to the sweeper).
+trip, and a committed event is always queued: by a relay, or by the sweeper when a relay died
+between its claim and the queue.
 """
 
 from __future__ import annotations
@@ -84,17 +84,28 @@ def sweep_webhooks(older_than_seconds: float | None = None) -> list[str]:
 
 
 @jobs.job("webhooks.dispatch")
-def dispatch_received(batch: int = 500) -> int:
-    """Queue `webhooks.process` for every event recorded `received` and not yet queued; the
-    number queued. A broker that fails mid-way leaves the rest claimed: the sweeper's."""
+def dispatch_received(batch: int = 500, stopping: Callable[[], bool] = lambda: False) -> int:
+    """Queue `webhooks.process` for every waiting event not handed to the queue yet; the number
+    queued. When the broker refuses one, the batch's unqueued events are released for the next
+    round, and the error goes up."""
     queued = 0
-    while True:
+    while not stopping():
         event_ids = billing.claim_undispatched_events(batch)
-        for event_id in event_ids:
-            jobs.enqueue("webhooks.process", event_id)
+        for position, event_id in enumerate(event_ids):
+            try:
+                jobs.enqueue("webhooks.process", event_id)
+            except Exception:
+                billing.release_claims(event_ids[position:])
+                raise
         queued += len(event_ids)
         if len(event_ids) < batch:
-            return queued
+            break
+    return queued
+
+
+# After a failed round the relay waits longer each time (a broker or database outage), up to
+# this many seconds, so its log says so once a while rather than twice a second.
+RELAY_MAX_PAUSE = 30.0
 
 
 @jobs.worker_service
@@ -105,13 +116,16 @@ def start_relay(app: Flask) -> Callable[[], None]:
     interval = app.config["WEBHOOK_DISPATCH_SECONDS"]
 
     def relay() -> None:
-        while not stopped.wait(interval):
+        pause = interval
+        while not stopped.wait(pause):
             try:
                 with app.app_context():
-                    queued = dispatch_received()
-            except Exception:  # a database or broker outage: log it, try again next round
-                log.exception("webhook relay: round failed; next in %.1f s", interval)
+                    queued = dispatch_received(stopping=stopped.is_set)
+            except Exception:  # a database or broker outage: log it, try again later
+                pause = min(RELAY_MAX_PAUSE, max(pause, interval) * 2)
+                log.exception("webhook relay: round failed; next in %.1f s", pause)
                 continue
+            pause = interval
             if queued:
                 log.info("webhook relay: queued %d event(s)", queued)
 
