@@ -311,9 +311,13 @@ def cpu_snapshot(server: Server, url: str) -> dict[str, float]:
 
 
 def cpu_used(before: dict[str, float], after: dict[str, float]) -> float:
-    # A process born during the run started from zero; one that ended took its time with it
-    # (for workers, that time reappears under "reaped workers").
-    return sum(value - before.get(key, 0.0) for key, value in after.items())
+    """CPU seconds spent between two snapshots. A process born in between started from zero.
+    A worker gunicorn recycled in between (max_requests) brings its whole life's CPU into the
+    master's "reaped workers" when it is reaped, so what it had used before the first snapshot
+    comes off again; a database backend that ended took its time with it."""
+    spent = sum(value - before.get(key, 0.0) for key, value in after.items())
+    recycled = [key for key in before if key.startswith("worker ") and key not in after]
+    return spent - sum(before[key] for key in recycled)
 
 
 def rss_kb(pid: int) -> int | None:
