@@ -134,9 +134,6 @@ class Config:
         )
         self.SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {
             "pool_recycle": int(env.get("DATABASE_POOL_RECYCLE_SECONDS", "1800")),
-            # Last in, first out: the connection just returned goes out next, so under load the
-            # same few stay warm (and inside the no-test window) while the rest age out.
-            "pool_use_lifo": True,
         }
 
         # Sessions and cookies.

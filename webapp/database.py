@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 from sqlalchemy import Table, TextClause, bindparam, event, text
-from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import InvalidatePoolError
 from sqlalchemy.sql.schema import CallableColumnDefault, ScalarElementColumnDefault
 
@@ -31,6 +31,12 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
 
 
 def init_app(app: Flask) -> None:
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})  # the app's own copy
+    if not _single_connection_sqlite(app.config["SQLALCHEMY_DATABASE_URI"]):
+        # Last in, first out: the connection just returned goes out next, so under load the same
+        # few stay warm (and inside ping_after_idle's no-test window) while the rest age out.
+        options.setdefault("pool_use_lifo", True)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     with app.app_context():
         engine: Engine = db.engine
@@ -42,6 +48,13 @@ def init_app(app: Flask) -> None:
         if idle is not None:
             ping_after_idle(engine, idle)
         engine._webapp_configured = True  # type: ignore[attr-defined]
+
+
+def _single_connection_sqlite(uri: str) -> bool:
+    """An in-memory SQLite database: Flask-SQLAlchemy gives it one connection (StaticPool),
+    which takes no queue options."""
+    url = make_url(uri)
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
 
 
 def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
