@@ -68,3 +68,23 @@ def post_event(client: FlaskClient, event: dict[str, Any], **signing: Any):
         headers={"Stripe-Signature": signature(payload, **signing)},
         content_type="application/json",
     )
+
+
+def take_queued_event_ids(site: Flask) -> list[str]:
+    """The event ids of the `webhooks.process` messages on the site's queue, taken off it and
+    acknowledged, as a queue worker takes them."""
+    celery = site.extensions["celery"]
+    ids = []
+    with celery.connection_for_read() as connection:
+        queue = connection.SimpleQueue(site.config["JOBS_QUEUE"])
+        while True:
+            try:
+                message = queue.get(block=False)
+            except queue.Empty:
+                break
+            assert message.headers["task"] == "webhooks.process"
+            [event_id] = message.payload[0]
+            ids.append(event_id)
+            message.ack()
+        queue.close()
+    return ids

@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 from sqlalchemy import text
 
-from tests.billing_helpers import post_event, sandbox_events, subscribe
+from tests.billing_helpers import post_event, sandbox_events, subscribe, take_queued_event_ids
 from tests.conftest import AuthActions, create_user, make_app, sql
 from tests.test_webhooks import state
 from webapp import billing
@@ -95,23 +95,10 @@ class Worker:
 
     def __init__(self, site: Flask) -> None:
         self.site = site
-        self.queue_name = site.config["JOBS_QUEUE"]
         self.inbox: list[str] = []  # event ids of the messages taken off the broker, not acked
 
     def fetch(self) -> None:
-        celery = self.site.extensions["celery"]
-        with celery.connection_for_read() as connection:
-            queue = connection.SimpleQueue(self.queue_name)
-            while True:
-                try:
-                    message = queue.get(block=False)
-                except queue.Empty:
-                    break
-                assert message.headers["task"] == "webhooks.process"
-                [event_id] = message.payload[0]
-                self.inbox.append(event_id)
-                message.ack()
-            queue.close()
+        self.inbox.extend(take_queued_event_ids(self.site))
 
     def process(self, event_id: str, retries: int = 0) -> str:
         """The `webhooks.process` job: a failure notes its retry (due at once: no backoff)."""

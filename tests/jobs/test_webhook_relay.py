@@ -21,7 +21,7 @@ from flask import Flask
 from kombu.exceptions import OperationalError as BrokerUnavailable
 from sqlalchemy import text
 
-from tests.billing_helpers import post_event
+from tests.billing_helpers import post_event, take_queued_event_ids
 from tests.conftest import make_app, sql
 from webapp import billing
 from webapp.extensions import db
@@ -58,42 +58,24 @@ def site(app: Flask, database_url: str) -> Iterator[Flask]:
         db.engine.dispose()
 
 
-def queued_ids(site: Flask) -> list[str]:
-    """The event ids of the `webhooks.process` messages on the site's queue, taken off it."""
-    celery = site.extensions["celery"]
-    ids = []
-    with celery.connection_for_read() as connection:
-        queue = connection.SimpleQueue(site.config["JOBS_QUEUE"])
-        while True:
-            try:
-                message = queue.get(block=False)
-            except queue.Empty:
-                break
-            assert message.headers["task"] == "webhooks.process"
-            ids.extend(message.payload[0])
-            message.ack()
-        queue.close()
-    return ids
-
-
 def test_the_endpoint_only_records_and_the_relay_queues_each_event_once(app, site):
     events = [_event(n) for n in range(3)]
     client = site.test_client()
     for event in events:
         answer = post_event(client, event)
         assert answer.status_code == 200 and answer.get_json()["message"] == "received"
-    assert queued_ids(site) == []  # the request published nothing
+    assert take_queued_event_ids(site) == []  # the request published nothing
     with site.app_context():
         assert dispatch_received() == 3
         assert dispatch_received() == 0  # claimed once
-    assert sorted(queued_ids(site)) == sorted(event["id"] for event in events)
+    assert sorted(take_queued_event_ids(site)) == sorted(event["id"] for event in events)
     assert sql(app, "select count(*) from webhook_events where queued_at is null") == [(0,)]
     # Stripe delivers a queued event again (its message may be lost): a fresh attempt, once.
     assert post_event(client, events[0]).get_json()["message"] == "received"
     with site.app_context():
         assert dispatch_received() == 1
         assert dispatch_received() == 0
-    assert queued_ids(site) == [events[0]["id"]]
+    assert take_queued_event_ids(site) == [events[0]["id"]]
 
 
 def test_the_relay_queues_in_batches_until_nothing_is_left(site):
@@ -103,7 +85,7 @@ def test_the_relay_queues_in_batches_until_nothing_is_left(site):
         post_event(client, event)
     with site.app_context():
         assert dispatch_received(batch=2) == 5
-    assert sorted(queued_ids(site)) == sorted(event["id"] for event in events)
+    assert sorted(take_queued_event_ids(site)) == sorted(event["id"] for event in events)
 
 
 def test_events_a_dying_relay_claimed_are_queued_by_the_sweeper(app, site):
@@ -114,7 +96,7 @@ def test_events_a_dying_relay_claimed_are_queued_by_the_sweeper(app, site):
         assert dispatch_received() == 0
         assert sweep_webhooks(3600) == []  # not late yet
         assert sweep_webhooks(0) == [event["id"]]
-    assert queued_ids(site) == [event["id"]]
+    assert take_queued_event_ids(site) == [event["id"]]
 
 
 def test_a_failed_event_waits_for_its_retry_unless_stripe_delivers_it_again(app, site):
@@ -175,7 +157,7 @@ def test_a_worker_runs_its_relay_until_it_stops(site):
         deadline, taken = time.monotonic() + 10, []
         while not taken and time.monotonic() < deadline:
             time.sleep(0.05)
-            taken = queued_ids(site)
+            taken = take_queued_event_ids(site)
     finally:
         stop()
     assert taken == [event["id"]]

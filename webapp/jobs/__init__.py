@@ -22,6 +22,8 @@ from celery.result import AsyncResult
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 from flask import Flask, current_app, has_app_context
 
+from webapp.extensions import db
+
 # The modules that define jobs; each is imported before any app binds the registry.
 JOB_MODULES: tuple[str, ...] = ("webapp.jobs.scheduled", "webapp.webhooks.jobs")
 
@@ -103,8 +105,6 @@ def _run_services_in_workers(app: Flask, celery: Celery) -> None:
     def forget_inherited_connections(**_: Any) -> None:
         """In a prefork pool's new child: the pooled connections are the parent's (where the
         relay uses them), never to be shared; the child opens its own."""
-        from webapp.extensions import db
-
         with app.app_context():
             db.engine.dispose(close=False)
 
